@@ -1,0 +1,115 @@
+#!/usr/bin/env node
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import yargs, { type Argv } from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { analyze } from './analysis/analyze.js';
+import { renderDebugVideo } from './analysis/debug-video.js';
+import { emitJson, ProgressDisplay } from './cli-output.js';
+import { AbortError, RoiError } from './errors.js';
+import { resolveBinaries } from './media/binaries.js';
+import { checkOutputPath, withScratchDir, writeAtomically } from './media/output-file.js';
+import { planToJson } from './plan.js';
+import { VERSION } from './version.js';
+
+/** Ctrl-C aborts the running job; the library then kills ffmpeg and removes partial files. */
+function interruptSignal(): AbortSignal {
+  const controller = new AbortController();
+  const onSignal = () => {
+    if (controller.signal.aborted) process.exit(130);
+    controller.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return controller.signal;
+}
+
+function fail(error: unknown, json: boolean): never {
+  const message = error instanceof AbortError ? 'interrupted' : error instanceof RoiError ? error.message : `unexpected error: ${error instanceof Error ? error.message : String(error)}`;
+  if (json) emitJson({ type: 'error', code: error instanceof RoiError || error instanceof AbortError ? error.code : 'UNEXPECTED', message });
+  process.stderr.write(`roi-encode: ${message.split('\n')[0]}\n`);
+  if (process.env.ROI_ENCODER_DEBUG && error instanceof Error) process.stderr.write(`${error.stack}\n`);
+  process.exit(error instanceof AbortError ? 130 : 1);
+}
+
+const common = (y: Argv) =>
+  y
+    .option('json', { type: 'boolean', default: false, describe: 'Machine-readable NDJSON events on stdout' })
+    .option('force', { type: 'boolean', default: false, describe: 'Overwrite existing output files' })
+    .option('ffmpeg', { type: 'string', describe: 'Path to ffmpeg (default: FFMPEG_PATH or PATH)' });
+
+const analysisOptions = (y: Argv) =>
+  y
+    .option('roi', { type: 'string', default: 'faces', describe: 'What to prioritise: faces' })
+    .option('sample-fps', { type: 'string', describe: 'Frames analysed per second of video (default 3)' })
+    .option('min-score', { type: 'string', describe: 'Face confidence threshold 0–1' })
+    .option('min-face', { type: 'string', describe: 'Smallest face width to find, in pixels' });
+
+async function runAnalyze(argv: Record<string, unknown>): Promise<void> {
+  const json = Boolean(argv.json);
+  const input = String(argv.input);
+  const output = argv.output as string | undefined;
+  const debugVideo = argv['debug-video'] as string | undefined;
+  const signal = interruptSignal();
+  const display = new ProgressDisplay(json);
+  try {
+    if (output) await checkOutputPath(output, { force: Boolean(argv.force), inputs: [input], what: 'plan' });
+    if (debugVideo) await checkOutputPath(debugVideo, { force: Boolean(argv.force), inputs: [input], what: 'debug video' });
+    const ffmpegPath = argv.ffmpeg as string | undefined;
+    const plan = await analyze(input, {
+      roi: argv.roi as string,
+      sampleFps: argv['sample-fps'] as number | undefined,
+      minScore: argv['min-score'] as number | undefined,
+      minFaceSize: argv['min-face'] as number | undefined,
+      ffmpegPath,
+      signal,
+      onProgress: display.listener,
+    });
+    if (debugVideo) {
+      await withScratchDir((dir) =>
+        renderDebugVideo(plan, debugVideo, resolveBinaries({ ffmpegPath }), { signal, onProgress: display.listener, filterScript: join(dir, 'debug.filter') }),
+      );
+    }
+    display.clear();
+    const text = planToJson(plan);
+    if (output) await writeAtomically(output, (temp) => writeFile(temp, text));
+    const faces = plan.detections.reduce((n, d) => n + d.faces.length, 0);
+    if (json) {
+      emitJson({ type: 'done', plan: output ?? plan, ...(debugVideo ? { debugVideo } : {}), frames: plan.input.frameCount, samples: plan.detections.length, faces, segments: plan.segments.length });
+    } else if (!output) {
+      process.stdout.write(text);
+    } else {
+      process.stderr.write(`wrote ${output}: ${plan.input.frameCount} frames, ${plan.detections.length} samples, ${faces} face detections, ${plan.segments.length} segments\n`);
+    }
+  } catch (error) {
+    display.clear();
+    fail(error, json);
+  }
+}
+
+export async function main(args: string[]): Promise<void> {
+  await yargs(args)
+    .scriptName('roi-encode')
+    .version(VERSION)
+    .strict()
+    .command(
+      'analyze <input>',
+      'Find faces and write the encoding plan (JSON)',
+      (y) =>
+        analysisOptions(common(y))
+          .positional('input', { type: 'string', demandOption: true, describe: 'Input video' })
+          .option('output', { alias: 'o', type: 'string', describe: 'Plan file to write (default: stdout)' })
+          .option('debug-video', { type: 'string', describe: 'Also render boxes and the importance heatmap over the video' }),
+      (argv) => runAnalyze(argv),
+    )
+    .demandCommand(1, 'Give a command; see --help')
+    .fail((message, error) => {
+      if (error) fail(error, false);
+      process.stderr.write(`roi-encode: ${message.split('\n')[0]} (see roi-encode --help)\n`);
+      process.exit(2);
+    })
+    .help()
+    .parseAsync();
+}
+
+await main(hideBin(process.argv));

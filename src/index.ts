@@ -1,0 +1,10 @@
+/**
+ * roi-encoder: content-aware HEVC encoding. The same functions the `roi-encode` CLI calls.
+ */
+export { analyze, ANALYZE_DEFAULTS, type AnalyzeOptions, type AnalyzeSettings, type RoiKind } from './analysis/analyze.js';
+export { renderDebugVideo } from './analysis/debug-video.js';
+export { readPlan, validatePlan, planToJson, PLAN_VERSION, type Plan, type PlanRegion, type PlanSegment, type PlanZone } from './plan.js';
+export { probeVideo, type VideoInfo } from './media/probe.js';
+export { RoiError, ProcessError, AbortError } from './errors.js';
+export type { ProgressEvent, ProgressListener } from './progress.js';
+export { VERSION } from './version.js';

@@ -1,0 +1,135 @@
+import { spawn } from 'node:child_process';
+import type { Readable } from 'node:stream';
+import { AbortError, ProcessError, RoiError } from '../errors.js';
+
+/**
+ * The one process runner for ffmpeg and ffprobe. Every failure names the command and carries a
+ * bounded stderr tail; an AbortSignal kills the child; stdout is either collected, split into
+ * lines, or handed to a consumer that reads it with backpressure (raw video frames).
+ */
+export interface RunOptions {
+  signal?: AbortSignal;
+  /** Reads stdout as a stream; the child is paused while the consumer is busy. */
+  consumeStdout?: (stdout: Readable) => Promise<void>;
+  /** Called for each stdout line (used for `-progress pipe:1`). Ignored with consumeStdout. */
+  onStdoutLine?: (line: string) => void;
+  /** Called for each stderr line, before it goes into the tail. */
+  onStderrLine?: (line: string) => void;
+  /** Short description for error messages, e.g. "decoding frames". */
+  what?: string;
+}
+
+export interface RunResult {
+  /** Collected stdout when neither consumeStdout nor onStdoutLine is given. */
+  stdout: string;
+  stderrTail: string;
+}
+
+const TAIL_LINES = 25;
+const TAIL_CHARS = 4000;
+
+/** Keeps the last lines of a stream within a line and character budget. */
+class LineTail {
+  private lines: string[] = [];
+  private partial = '';
+  constructor(private readonly onLine?: (line: string) => void) {}
+  push(chunk: string): void {
+    const parts = (this.partial + chunk).split(/\r?\n|\r/);
+    this.partial = parts.pop() ?? '';
+    for (const line of parts) this.add(line);
+  }
+  end(): void {
+    if (this.partial) this.add(this.partial);
+    this.partial = '';
+  }
+  private add(line: string): void {
+    this.onLine?.(line);
+    if (!line.trim()) return;
+    this.lines.push(line.length > 500 ? `${line.slice(0, 500)}…` : line);
+    if (this.lines.length > TAIL_LINES) this.lines.shift();
+  }
+  text(): string {
+    const text = this.lines.join('\n');
+    return text.length > TAIL_CHARS ? text.slice(-TAIL_CHARS) : text;
+  }
+}
+
+export function quoteCommand(command: string, args: readonly string[]): string {
+  return [command, ...args].map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
+}
+
+/** The last meaningful stderr line, for one-line error messages. */
+export function lastErrorLine(tail: string): string {
+  const lines = tail.split('\n').map((l) => l.trim()).filter(Boolean);
+  return lines[lines.length - 1] ?? 'no error output';
+}
+
+export function run(command: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+  const { signal } = options;
+  if (signal?.aborted) return Promise.reject(new AbortError());
+  const printable = quoteCommand(command, args);
+  return new Promise<RunResult>((resolve, reject) => {
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const tail = new LineTail(options.onStderrLine);
+    const outLines = options.onStdoutLine ? new LineTail(options.onStdoutLine) : undefined;
+    let stdout = '';
+    let consumerError: unknown;
+    let consumerDone: Promise<void> = Promise.resolve();
+    let aborted = false;
+    let settled = false;
+
+    const onAbort = () => {
+      aborted = true;
+      child.kill('SIGKILL');
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (chunk: string) => tail.push(chunk));
+
+    if (options.consumeStdout) {
+      consumerDone = options.consumeStdout(child.stdout).catch((error: unknown) => {
+        consumerError = error;
+        child.kill('SIGKILL');
+      });
+    } else {
+      child.stdout.setEncoding('utf8');
+      child.stdout.on('data', (chunk: string) => {
+        if (outLines) outLines.push(chunk);
+        else stdout += chunk;
+      });
+    }
+
+    const finish = (error: unknown, result?: RunResult) => {
+      if (settled) return;
+      settled = true;
+      signal?.removeEventListener('abort', onAbort);
+      if (error) reject(error);
+      else resolve(result as RunResult);
+    };
+
+    child.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') {
+        finish(new RoiError('BINARY_NOT_FOUND', `${command} was not found; install ffmpeg (Debian: apt-get install -y ffmpeg) or set FFMPEG_PATH`));
+      } else {
+        finish(new ProcessError(`could not start ${command}: ${error.message}`, printable, null, ''));
+      }
+    });
+
+    child.on('close', (code, killedBy) => {
+      tail.end();
+      outLines?.end();
+      void consumerDone.then(() => {
+        const stderrTail = tail.text();
+        if (aborted) return finish(new AbortError());
+        if (consumerError) return finish(consumerError);
+        if (code !== 0) {
+          const what = options.what ? `${options.what}: ` : '';
+          const why = killedBy ? `killed by ${killedBy}` : lastErrorLine(stderrTail);
+          return finish(new ProcessError(`${what}${command.split('/').pop()} failed (${why})`, printable, code, stderrTail));
+        }
+        finish(undefined, { stdout, stderrTail });
+      });
+    });
+  });
+}

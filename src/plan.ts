@@ -1,0 +1,125 @@
+import { readFile } from 'node:fs/promises';
+import { z } from 'zod';
+import { RoiError } from './errors.js';
+
+/**
+ * The plan: the contract between analysis and encode. A JSON document users can read, edit and feed
+ * back with `--plan`. Coordinates are source (coded) pixels; frame ranges are [startFrame, endFrame).
+ * Segments cover every frame from 0 to input.frameCount without gaps; within a segment, regions are
+ * listed most important first, because where regions overlap the first one wins.
+ */
+export const PLAN_VERSION = 1;
+
+const int = z.number().int();
+const nonNegInt = int.min(0);
+const box = {
+  x: z.number().min(0),
+  y: z.number().min(0),
+  w: z.number().positive(),
+  h: z.number().positive(),
+};
+
+export const regionKinds = ['face', 'saliency', 'background'] as const;
+
+export const planRegionSchema = z.object({
+  ...box,
+  /** QP offset in QP steps, −51…51: negative spends more bits, positive fewer. */
+  qpOffset: z.number().min(-51).max(51),
+  kind: z.enum(regionKinds),
+  /** Mean importance (0–1) of the blocks this region alone covers; informational. */
+  importance: z.number().min(0).max(1).optional(),
+  /** Track id of the face or object the region follows; informational. */
+  track: nonNegInt.optional(),
+});
+
+export const planSchema = z.object({
+  version: z.literal(PLAN_VERSION),
+  generator: z.object({ name: z.string(), version: z.string() }).optional(),
+  input: z.object({
+    path: z.string(),
+    width: int.positive(),
+    height: int.positive(),
+    rotation: z.union([z.literal(0), z.literal(90), z.literal(180), z.literal(270)]).optional(),
+    frameRate: z.number().positive(),
+    frameCount: int.positive(),
+    durationSeconds: z.number().nonnegative(),
+  }),
+  settings: z.record(z.string(), z.unknown()),
+  detections: z.array(z.object({
+    frame: nonNegInt,
+    time: z.number(),
+    faces: z.array(z.object({ ...box, score: z.number().min(0).max(1) })),
+  })),
+  cuts: z.array(nonNegInt).optional(),
+  segments: z.array(z.object({
+    startFrame: nonNegInt,
+    endFrame: nonNegInt,
+    regions: z.array(planRegionSchema),
+  })).min(1),
+  zones: z.array(z.object({
+    startFrame: nonNegInt,
+    endFrame: nonNegInt,
+    /** Multiplies the bitrate x265 aims for in this frame range (x265 --zones b=). */
+    bitrateFactor: z.number().positive().max(10),
+  })),
+});
+
+export type Plan = z.infer<typeof planSchema>;
+export type PlanRegion = z.infer<typeof planRegionSchema>;
+export type PlanSegment = Plan['segments'][number];
+export type PlanZone = Plan['zones'][number];
+export type RegionKind = (typeof regionKinds)[number];
+
+function fail(source: string, message: string): never {
+  throw new RoiError('INVALID_PLAN', `invalid plan${source ? ` ${source}` : ''}: ${message}`);
+}
+
+/** Checks shape and meaning: segment coverage, frame ranges and regions inside the frame. */
+export function validatePlan(value: unknown, source = ''): Plan {
+  const parsed = planSchema.safeParse(value);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const where = issue.path.length ? issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '') : 'document';
+    fail(source, `${where}: ${issue.message}`);
+  }
+  const plan = parsed.data;
+  const { width, height, frameCount } = plan.input;
+  let expected = 0;
+  plan.segments.forEach((s, i) => {
+    if (s.startFrame !== expected) fail(source, `segments[${i}] starts at frame ${s.startFrame}, expected ${expected} (segments must cover every frame without gaps or overlaps)`);
+    if (s.endFrame <= s.startFrame) fail(source, `segments[${i}] is empty (endFrame ${s.endFrame} <= startFrame ${s.startFrame})`);
+    expected = s.endFrame;
+    s.regions.forEach((r, j) => {
+      if (r.x + r.w > width + 1e-6 || r.y + r.h > height + 1e-6) {
+        fail(source, `segments[${i}].regions[${j}] (${r.x},${r.y} ${r.w}x${r.h}) lies outside the ${width}x${height} frame`);
+      }
+    });
+  });
+  if (expected !== frameCount) fail(source, `segments end at frame ${expected} but the input has ${frameCount} frames`);
+  plan.zones.forEach((z, i) => {
+    if (z.endFrame <= z.startFrame || z.endFrame > frameCount) fail(source, `zones[${i}] must satisfy startFrame < endFrame <= ${frameCount}`);
+    const prev = plan.zones[i - 1];
+    if (prev && z.startFrame < prev.endFrame) fail(source, `zones[${i}] overlaps zones[${i - 1}]; zones must be sorted and disjoint`);
+  });
+  return plan;
+}
+
+export async function readPlan(path: string): Promise<Plan> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch {
+    throw new RoiError('PLAN_NOT_FOUND', `plan not found: ${path}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw new RoiError('INVALID_PLAN', `invalid plan ${path}: not JSON (${error instanceof Error ? error.message : String(error)})`);
+  }
+  return validatePlan(json, path);
+}
+
+export function planToJson(plan: Plan): string {
+  return `${JSON.stringify(plan, null, 2)}\n`;
+}
