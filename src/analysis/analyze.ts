@@ -38,7 +38,8 @@ export interface AnalyzeOptions extends BinaryOptions {
 /** Defaults, each set by measurement (see README, "How the defaults were chosen"). */
 export const ANALYZE_DEFAULTS = {
   sampleFps: 3,
-  minScore: 0.6,
+  minScore: 0.75,
+  proposalScore: 0.5,
   minFaceSize: 24,
   faceQpOffset: -6,
   backgroundQpOffset: 6,
@@ -60,6 +61,7 @@ export interface AnalyzeSettings {
   analysisWidth: number;
   analysisHeight: number;
   minScore: number;
+  proposalScore: number;
   faceQpOffset: number;
   backgroundQpOffset: number;
   sceneThreshold: number;
@@ -119,7 +121,7 @@ export async function analyzeProbed(
   const scale = Math.min(1, MODEL_MIN_FACE / resolved.minFaceSize);
   const tiles = (MODEL_MIN_FACE * longSide) / BLAZEFACE_MODELS.back.side > resolved.minFaceSize;
   const sampling = planSampling(info, resolved.sampleFps, tiles ? scale : Math.min(1, (2 * BLAZEFACE_MODELS.back.side) / longSide));
-  const detector = await FaceDetector.create({ minScore: resolved.minScore });
+  const detector = await FaceDetector.create({ minScore: resolved.minScore, proposalScore: Math.min(d.proposalScore, resolved.minScore) });
   const meter = new ProgressMeter('analyze', info.frameCount, options.onProgress);
   const sx = (info.rotation % 180 === 0 ? info.width : info.height) / sampling.width;
   const sy = (info.rotation % 180 === 0 ? info.height : info.width) / sampling.height;
@@ -154,7 +156,7 @@ export async function analyzeProbed(
 
   const settings: AnalyzeSettings = {
     roi: resolved.roi,
-    detector: 'blazeface-multiscale',
+    detector: 'blazeface-multiscale-verified',
     sampleFps: resolved.sampleFps,
     sampleStep: sampling.step,
     minFaceSize: resolved.minFaceSize,
@@ -162,6 +164,7 @@ export async function analyzeProbed(
     analysisWidth: sampling.width,
     analysisHeight: sampling.height,
     minScore: resolved.minScore,
+    proposalScore: Math.min(d.proposalScore, resolved.minScore),
     faceQpOffset: resolved.faceQpOffset,
     backgroundQpOffset: resolved.backgroundQpOffset,
     sceneThreshold: resolved.sceneThreshold,

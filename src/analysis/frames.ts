@@ -16,7 +16,7 @@ export interface SampledFrame {
 }
 
 export interface SamplingPlan {
-  /** Every `step`-th frame is sampled, starting at frame 0. */
+  /** Every `step`-th frame is sampled, starting at frame 0, and the last frame too. */
   step: number;
   /** Display-oriented analysis size. */
   width: number;
@@ -42,14 +42,17 @@ export function planSampling(info: VideoInfo, sampleFps: number, scale: number):
   const even = (v: number) => Math.max(2, 2 * Math.round((v * scale) / 2));
   const indices: number[] = [];
   for (let i = 0; i < info.frameCount; i += step) indices.push(i);
+  // The last frame too, so the end of the clip is interpolated rather than extrapolated.
+  if (indices[indices.length - 1] !== info.frameCount - 1) indices.push(info.frameCount - 1);
   return { step, width: even(display.width), height: even(display.height), indices };
 }
 
 /** ffmpeg arguments that stream sampled frames as raw RGB on stdout and log scene cuts on stderr. */
 export function samplingArgs(input: string, plan: SamplingPlan, sceneThreshold: number): string[] {
+  const last = plan.indices[plan.indices.length - 1] ?? 0;
   const graph = [
     '[0:v]split=2[s][c]',
-    `[s]select='not(mod(n\\,${plan.step}))',scale=${plan.width}:${plan.height}:flags=area,setsar=1,format=rgb24[frames]`,
+    `[s]select='not(mod(n\\,${plan.step}))+eq(n\\,${last})',scale=${plan.width}:${plan.height}:flags=area,setsar=1,format=rgb24[frames]`,
     // scdet scores every frame; metadata prints only cut frames, with their index among all frames.
     `[c]scale=160:-2,scdet=threshold=${sceneThreshold},metadata=mode=print:key=lavfi.scd.time,nullsink`,
   ].join(';');

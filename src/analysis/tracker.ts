@@ -31,21 +31,29 @@ export interface TrackerOptions {
   singleHitScore: number;
 }
 
-/** Centre distance, in units of the larger box's size, under which a detection may join a track. */
+/**
+ * Centre distance from the predicted position, in units of the larger box's size, under which a
+ * detection may join a track. A track with one point has no velocity yet, so its prediction is
+ * weaker and it may jump further (a face crossing the frame in a second moves more than its own
+ * width between samples).
+ */
 const MAX_JUMP = 1.5;
+const MAX_JUMP_NEW = 3;
 
 function centre(b: Box): [number, number] {
   return [b.x + b.w / 2, b.y + b.h / 2];
 }
 
-function matchCost(predicted: Box, det: Box): number {
-  const overlap = iou(predicted, det);
+function matchCost(last: Box, predicted: Box, det: Box, maxJump: number): number {
+  const overlap = Math.max(iou(predicted, det), iou(last, det));
   const [px, py] = centre(predicted);
+  const [lx, ly] = centre(last);
   const [dx, dy] = centre(det);
   const size = Math.max(predicted.w, predicted.h, det.w, det.h);
-  const jump = Math.hypot(px - dx, py - dy) / size;
+  // Motion that turns between samples (a bobbing head) can land nearer the last position than the prediction.
+  const jump = Math.min(Math.hypot(px - dx, py - dy), Math.hypot(lx - dx, ly - dy)) / size;
   const sizeRatio = Math.max(predicted.w, det.w) / Math.max(1, Math.min(predicted.w, det.w));
-  if (jump > MAX_JUMP || sizeRatio > 2) return Infinity;
+  if (jump > maxJump || sizeRatio > 2) return Infinity;
   return jump - overlap;
 }
 
@@ -75,7 +83,7 @@ export function trackFaces(samples: Sample[], cuts: number[], options: TrackerOp
       const dt = sample.frame - last.frame;
       const predicted = { x: last.x + t.vx * dt, y: last.y + t.vy * dt, w: last.w, h: last.h };
       for (const d of sample.faces) {
-        const cost = matchCost(predicted, d);
+        const cost = matchCost(last, predicted, d, t.points.length > 1 ? MAX_JUMP : MAX_JUMP_NEW);
         if (Number.isFinite(cost)) pairs.push({ t, d, cost });
       }
     }
@@ -153,14 +161,18 @@ export function interpolateTracks(tracks: Track[], options: InterpolationOptions
       while (seg < pts.length - 2 && pts[seg + 1]!.frame <= f) seg++;
       let box: ScoredBox;
       let vel: { vx: number; vy: number };
+      // Beyond a track's ends the direction of motion is a guess: grow on every side by the distance covered.
+      let beyond = 0;
       if (f <= first.frame) {
         const dt = f - first.frame;
         box = { ...first, x: first.x + startV.vx * dt, y: first.y + startV.vy * dt };
         vel = startV;
+        beyond = Math.hypot(startV.vx, startV.vy) * -dt;
       } else if (f >= last.frame) {
         const dt = f - last.frame;
         box = { ...last, x: last.x + endV.vx * dt, y: last.y + endV.vy * dt };
         vel = endV;
+        beyond = Math.hypot(endV.vx, endV.vy) * dt;
       } else {
         const a = pts[seg]!;
         const b = pts[seg + 1]!;
@@ -172,7 +184,7 @@ export function interpolateTracks(tracks: Track[], options: InterpolationOptions
       const lead = options.step / 2;
       const gx = Math.abs(vel.vx) * lead;
       const gy = Math.abs(vel.vy) * lead;
-      const slack = Math.min(box.w, box.h) * Math.min(0.25, (Math.hypot(vel.vx, vel.vy) * options.step) / Math.max(1, box.w));
+      const slack = beyond + Math.min(box.w, box.h) * Math.min(0.25, (Math.hypot(vel.vx, vel.vy) * options.step) / Math.max(1, box.w));
       const grown = {
         x: box.x - slack - (vel.vx < 0 ? gx : 0),
         y: box.y - slack - (vel.vy < 0 ? gy : 0),

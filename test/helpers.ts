@@ -1,0 +1,59 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+export const MEDIA = join(ROOT, '..', 'shared', 'media');
+export const SAMPLE = join(ROOT, 'samples', 'talking-head.mp4');
+export const CLI = join(ROOT, 'src', 'cli.ts');
+
+/** A fresh directory under test-output/ for one test file's fixtures and outputs. */
+export function workDir(name: string): string {
+  const base = join(ROOT, 'test-output');
+  mkdirSync(base, { recursive: true });
+  return mkdtempSync(join(base, `${name}-`));
+}
+
+export function ffmpeg(args: string[]): void {
+  execFileSync('ffmpeg', ['-hide_banner', '-nostdin', '-loglevel', 'error', '-y', ...args], { stdio: ['ignore', 'ignore', 'inherit'] });
+}
+
+/** Builds a fixture once per directory; returns its path. */
+export function fixture(dir: string, name: string, args: (out: string) => string[]): string {
+  const out = join(dir, name);
+  if (!existsSync(out)) ffmpeg(args(out));
+  return out;
+}
+
+export function devComposite(dir: string): string {
+  const out = join(dir, 'dev-composite.mkv');
+  if (!existsSync(out)) execFileSync('bash', [join(MEDIA, 'make-dev-composite.sh'), out], { stdio: 'ignore' });
+  return out;
+}
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the CLI from source (through tsx) as a user would. */
+export function cli(args: string[], options: { cwd?: string } = {}): CliResult {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', CLI, ...args], { cwd: options.cwd ?? ROOT, encoding: 'utf8', env: { ...process.env, FORCE_COLOR: '0' } });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+export function ffprobeJson(file: string, args: string[]): Record<string, unknown> {
+  return JSON.parse(execFileSync('ffprobe', ['-v', 'error', ...args, '-of', 'json', file], { encoding: 'utf8' })) as Record<string, unknown>;
+}
+
+/** Decoded frame count and presentation times (seconds) of the first video stream. */
+export function frameTimes(file: string): number[] {
+  const out = execFileSync('ffprobe', ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'frame=pts_time,best_effort_timestamp_time', '-of', 'csv=p=0', file], { encoding: 'utf8' });
+  return out.trim().split('\n').map((l) => Number(l.split(',').find((v) => v && v !== 'N/A')));
+}
+
+export function centre(b: { x: number; y: number; w: number; h: number }): [number, number] {
+  return [b.x + b.w / 2, b.y + b.h / 2];
+}
