@@ -9,6 +9,7 @@ import { emitJson, ProgressDisplay } from './cli-output.js';
 import { AbortError, RoiError } from './errors.js';
 import { resolveBinaries } from './media/binaries.js';
 import { checkOutputPath, withScratchDir, writeAtomically } from './media/output-file.js';
+import { encode } from './encode/encode.js';
 import { planToJson } from './plan.js';
 import { VERSION } from './version.js';
 
@@ -40,7 +41,7 @@ const common = (y: Argv) =>
 
 const analysisOptions = (y: Argv) =>
   y
-    .option('roi', { type: 'string', default: 'faces', describe: 'What to prioritise: faces' })
+    .option('roi', { type: 'string', default: 'faces', describe: 'What to prioritise: faces (encode also takes none: a uniform encode)' })
     .option('sample-fps', { type: 'string', describe: 'Frames analysed per second of video (default 3)' })
     .option('min-score', { type: 'string', describe: 'Face confidence threshold 0–1' })
     .option('min-face', { type: 'string', describe: 'Smallest face width to find, in pixels' });
@@ -87,6 +88,51 @@ async function runAnalyze(argv: Record<string, unknown>): Promise<void> {
   }
 }
 
+async function runEncode(argv: Record<string, unknown>): Promise<void> {
+  const json = Boolean(argv.json);
+  const input = String(argv.input);
+  const output = argv.output as string | undefined;
+  const signal = interruptSignal();
+  const display = new ProgressDisplay(json);
+  try {
+    if (!output) throw new RoiError('MISSING_OUTPUT', 'give an output file with -o, e.g. roi-encode in.mp4 -o out.mp4');
+    const result = await encode(input, output, {
+      roi: argv.roi as string,
+      plan: argv.plan as string | undefined,
+      crf: argv.crf as number | undefined,
+      preset: argv.preset as string | undefined,
+      strength: argv.strength as number | undefined,
+      force: Boolean(argv.force),
+      sampleFps: argv['sample-fps'] as number | undefined,
+      minScore: argv['min-score'] as number | undefined,
+      minFaceSize: argv['min-face'] as number | undefined,
+      ffmpegPath: argv.ffmpeg as string | undefined,
+      signal,
+      onProgress: display.listener,
+    });
+    display.clear();
+    const summary = {
+      output: result.output,
+      bytes: result.bytes,
+      bitrateKbps: Math.round(result.bitrateKbps * 10) / 10,
+      frames: result.frames,
+      durationSeconds: result.durationSeconds,
+      analysisSeconds: Math.round(result.analysisSeconds * 100) / 100,
+      encodeSeconds: Math.round(result.encodeSeconds * 100) / 100,
+      roi: result.roi,
+      crf: result.crf,
+      preset: result.preset,
+      strength: result.strength,
+      segments: result.plan?.segments.length ?? 0,
+    };
+    if (json) emitJson({ type: 'done', ...summary });
+    else process.stderr.write(`wrote ${output}: ${(result.bytes / 1024).toFixed(1)} KiB, ${summary.bitrateKbps} kb/s, ${result.frames} frames, roi ${result.roi}, analysis ${summary.analysisSeconds}s + encode ${summary.encodeSeconds}s\n`);
+  } catch (error) {
+    display.clear();
+    fail(error, json);
+  }
+}
+
 export async function main(args: string[]): Promise<void> {
   await yargs(args)
     .scriptName('roi-encode')
@@ -102,7 +148,19 @@ export async function main(args: string[]): Promise<void> {
           .option('debug-video', { type: 'string', describe: 'Also render boxes and the importance heatmap over the video' }),
       (argv) => runAnalyze(argv),
     )
-    .demandCommand(1, 'Give a command; see --help')
+    .command(
+      '$0 <input>',
+      'Encode with x265, spending bits on faces (the default command)',
+      (y) =>
+        analysisOptions(common(y))
+          .positional('input', { type: 'string', demandOption: true, describe: 'Input video' })
+          .option('output', { alias: 'o', type: 'string', describe: 'Output file (.mp4, .mov or .mkv)' })
+          .option('plan', { type: 'string', describe: 'Use this plan (from analyze) instead of analysing' })
+          .option('crf', { type: 'string', describe: 'x265 CRF 0–51 (default 28)' })
+          .option('preset', { type: 'string', describe: 'x265 preset (default medium)' })
+          .option('strength', { type: 'string', describe: 'Scales all QP offsets: 0 uniform, 1 as planned, 2 twice as strong' }),
+      (argv) => runEncode(argv),
+    )
     .fail((message, error) => {
       if (error) fail(error, false);
       process.stderr.write(`roi-encode: ${message.split('\n')[0]} (see roi-encode --help)\n`);

@@ -8,3 +8,6 @@ export { probeVideo, type VideoInfo } from './media/probe.js';
 export { RoiError, ProcessError, AbortError } from './errors.js';
 export type { ProgressEvent, ProgressListener } from './progress.js';
 export { VERSION } from './version.js';
+export { encode, ENCODE_DEFAULTS, type EncodeOptions, type EncodeResult } from './encode/encode.js';
+export { bdRate, type RatePoint } from './report/bdrate.js';
+export { measureQuality, type QualityResult } from './report/metrics.js';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, truncateSync, copyFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { analyze, planToJson, validatePlan, type Plan } from '../src/index.js';
 import { centre, cli, devComposite, fixture, MEDIA, SAMPLE, workDir } from './helpers.js';
 

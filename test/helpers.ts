@@ -50,8 +50,9 @@ export function ffprobeJson(file: string, args: string[]): Record<string, unknow
 
 /** Decoded frame count and presentation times (seconds) of the first video stream. */
 export function frameTimes(file: string): number[] {
-  const out = execFileSync('ffprobe', ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'frame=pts_time,best_effort_timestamp_time', '-of', 'csv=p=0', file], { encoding: 'utf8' });
-  return out.trim().split('\n').map((l) => Number(l.split(',').find((v) => v && v !== 'N/A')));
+  const out = execFileSync('ffprobe', ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'frame=pts_time,best_effort_timestamp_time', '-of', 'json', file], { encoding: 'utf8', maxBuffer: 1 << 28 });
+  const frames = (JSON.parse(out) as { frames: { pts_time?: string; best_effort_timestamp_time?: string }[] }).frames;
+  return frames.map((f) => Number(f.pts_time ?? f.best_effort_timestamp_time));
 }
 
 export function centre(b: { x: number; y: number; w: number; h: number }): [number, number] {

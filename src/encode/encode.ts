@@ -1,0 +1,154 @@
+import { stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { analyzeProbed, resolveAnalyzeOptions, type AnalyzeOptions } from '../analysis/analyze.js';
+import { RoiError, throwIfAborted } from '../errors.js';
+import { requireEncoder, resolveBinaries } from '../media/binaries.js';
+import { checkOutputPath, withScratchDir, writeAtomically } from '../media/output-file.js';
+import { run } from '../media/process.js';
+import { probeVideo, type VideoInfo } from '../media/probe.js';
+import { readPlan, validatePlan, type Plan } from '../plan.js';
+import { ProgressMeter } from '../progress.js';
+import { expectInteger, expectNumber, expectOneOf } from '../validate.js';
+import { buildEncodeArgs, containerFor, X265_PRESETS, type X265Preset } from './argv.js';
+import { buildRoiFilterGraph, zonesParam } from './filtergraph.js';
+
+export interface EncodeOptions extends Omit<AnalyzeOptions, 'roi'> {
+  /** 'faces' (default) analyses the input; 'none' is the uniform encode with otherwise identical settings. */
+  roi?: 'faces' | 'none' | string;
+  /** A plan from analyze() or `roi-encode analyze`, instead of a fresh analysis. */
+  plan?: Plan | string;
+  /** x265 constant rate factor 0–51. Default 28. */
+  crf?: number;
+  /** x265 preset. Default medium. */
+  preset?: X265Preset | string;
+  /** Scales every QP offset of the plan: 0 = uniform, 1 = as planned (default), 2 = twice as strong. */
+  strength?: number;
+  /** Overwrite an existing output. */
+  force?: boolean;
+}
+
+export interface EncodeResult {
+  output: string;
+  bytes: number;
+  bitrateKbps: number;
+  /** Wall time of the encode itself, and of the analysis (0 with a given plan or roi 'none'). */
+  encodeSeconds: number;
+  analysisSeconds: number;
+  frames: number;
+  durationSeconds: number;
+  roi: 'faces' | 'none';
+  crf: number;
+  preset: X265Preset;
+  strength: number;
+  /** The plan used; undefined for roi 'none'. */
+  plan?: Plan;
+}
+
+export const ENCODE_DEFAULTS = { crf: 28, preset: 'medium' as X265Preset, strength: 1 };
+
+/** x265 settings shared by ROI and uniform encodes, so comparisons differ in the ROI alone. */
+function x265Params(zones: string | undefined): Record<string, string | number> {
+  return {
+    'log-level': 'warning',
+    // ROI offsets are added to adaptive quantisation; libx265 silently drops them with aq-mode=0.
+    'aq-mode': 2,
+    ...(zones ? { zones } : {}),
+  };
+}
+
+function checkPlanFits(plan: Plan, info: VideoInfo, source: string): void {
+  const p = plan.input;
+  if (p.width !== info.width || p.height !== info.height || p.frameCount !== info.frameCount) {
+    throw new RoiError('PLAN_MISMATCH', `plan ${source} is for a ${p.width}x${p.height} video of ${p.frameCount} frames, but ${info.path} is ${info.width}x${info.height} with ${info.frameCount} frames`);
+  }
+}
+
+export async function encode(input: string, output: string, options: EncodeOptions = {}): Promise<EncodeResult> {
+  const roi = expectOneOf('roi', options.roi ?? 'faces', ['faces', 'none'] as const);
+  const crf = expectInteger('crf', options.crf ?? ENCODE_DEFAULTS.crf, 0, 51);
+  const preset = expectOneOf('preset', options.preset ?? ENCODE_DEFAULTS.preset, X265_PRESETS);
+  const strength = expectNumber('strength', options.strength ?? ENCODE_DEFAULTS.strength, 0, 4);
+  const analyzeResolved = resolveAnalyzeOptions({ ...options, roi: 'faces' });
+  const container = containerFor(output);
+  const bins = resolveBinaries(options);
+  const { signal } = options;
+
+  await checkOutputPath(output, { force: options.force, inputs: [input] });
+  await requireEncoder(bins.ffmpeg, 'libx265');
+  throwIfAborted(signal);
+  const info = await probeVideo(input, bins, signal);
+  if (info.width % 2 || info.height % 2) {
+    throw new RoiError('ODD_SIZE', `x265 needs even dimensions for 4:2:0 video, but ${input} is ${info.width}x${info.height}; crop or pad it first`);
+  }
+
+  let plan: Plan | undefined;
+  let analysisSeconds = 0;
+  if (roi === 'faces') {
+    if (typeof options.plan === 'string') {
+      plan = await readPlan(options.plan);
+      checkPlanFits(plan, info, options.plan);
+    } else if (options.plan) {
+      plan = validatePlan(options.plan);
+      checkPlanFits(plan, info, '(given)');
+    } else {
+      const started = performance.now();
+      plan = await analyzeProbed(info, analyzeResolved, bins, options);
+      analysisSeconds = (performance.now() - started) / 1000;
+    }
+  }
+
+  const meter = new ProgressMeter('encode', info.frameCount, options.onProgress);
+  const started = performance.now();
+  await withScratchDir(async (dir) => {
+    let filterScript: string | undefined;
+    if (plan) {
+      filterScript = join(dir, 'roi.filter');
+      await writeFile(filterScript, buildRoiFilterGraph(plan, { strength, frameTimes: info.frameTimes, outputLabel: 'v' }));
+    }
+    await writeAtomically(output, async (temp) => {
+      const args = buildEncodeArgs({
+        input,
+        output: temp,
+        container,
+        filterScript,
+        videoLabel: 'v',
+        crf,
+        preset,
+        x265Params: x265Params(plan ? zonesParam(plan.zones) : undefined),
+        hasSubtitles: info.streams.subtitle > 0,
+      });
+      const warnings: string[] = [];
+      await run(bins.ffmpeg, args, {
+        signal,
+        what: 'encoding',
+        onStdoutLine: (line) => {
+          const m = /^frame=(\d+)/.exec(line);
+          if (m) meter.update(Number(m[1]));
+        },
+        onStderrLine: (line) => {
+          if (/skipping ROI/i.test(line)) warnings.push(line.trim());
+        },
+      });
+      if (warnings.length) {
+        throw new RoiError('ROI_SKIPPED', `x265 ignored the ROI offsets (${warnings[0]}); check that aq-mode is not 0`);
+      }
+    });
+  });
+  const encodeSeconds = (performance.now() - started) / 1000;
+  meter.update(info.frameCount);
+  const { size } = await stat(output);
+  return {
+    output,
+    bytes: size,
+    bitrateKbps: (size * 8) / 1000 / info.durationSeconds,
+    encodeSeconds,
+    analysisSeconds,
+    frames: info.frameCount,
+    durationSeconds: info.durationSeconds,
+    roi,
+    crf,
+    preset,
+    strength,
+    plan,
+  };
+}

@@ -1,0 +1,72 @@
+import type { Plan, PlanRegion, PlanZone } from '../plan.js';
+
+/**
+ * Plan → ffmpeg filtergraph. `addroi` is static per instance, so the timeline is split:
+ * `split=N`, then per segment `trim` (exact frame numbers) and one `addroi` per region in plan order
+ * (libx265 lets the first region listed win where regions overlap), then `concat`.
+ *
+ * concat re-times every segment after the first from its own idea of segment durations, which is
+ * wrong for variable frame rate. A final `setpts` puts every frame back on its original time: at each
+ * segment's first frame it stores the shift between concat's timestamp and the source's (known
+ * exactly from probing), and subtracts it for the rest of the segment.
+ */
+export interface GraphOptions {
+  /** Scales every region's QP offset; 0 gives a uniform encode, 1 the plan as written. */
+  strength: number;
+  /** Presentation time of each frame, seconds from the first (from probing the input). */
+  frameTimes: Float64Array;
+  /** Label of the graph's output pad. */
+  outputLabel: string;
+}
+
+/** addroi's qoffset is a share of the QP range: libx265 multiplies it by 51. */
+export function qoffsetFor(qpOffset: number, strength: number): number {
+  return Math.max(-1, Math.min(1, (qpOffset * strength) / 51));
+}
+
+function num(v: number): string {
+  return Number(v.toFixed(6)).toString();
+}
+
+/** One addroi per region, in plan order, clamped to the frame; regions with no effect are left out. */
+export function addroiChain(regions: PlanRegion[], strength: number, width: number, height: number): string[] {
+  const filters: string[] = [];
+  for (const r of regions) {
+    const q = qoffsetFor(r.qpOffset, strength);
+    const x0 = Math.max(0, Math.min(width, Math.round(r.x)));
+    const y0 = Math.max(0, Math.min(height, Math.round(r.y)));
+    const x1 = Math.max(x0, Math.min(width, Math.round(r.x + r.w)));
+    const y1 = Math.max(y0, Math.min(height, Math.round(r.y + r.h)));
+    if (q === 0 || x1 === x0 || y1 === y0) continue;
+    filters.push(`addroi=x=${x0}:y=${y0}:w=${x1 - x0}:h=${y1 - y0}:qoffset=${num(q)}:clear=0`);
+  }
+  return filters;
+}
+
+export function buildRoiFilterGraph(plan: Plan, options: GraphOptions): string {
+  const { strength, frameTimes, outputLabel } = options;
+  const segments = plan.segments;
+  if (segments.length === 1) {
+    const chain = addroiChain(segments[0]!.regions, strength, plan.input.width, plan.input.height);
+    return `[0:v:0]${chain.length ? chain.join(',') : 'null'}[${outputLabel}]`;
+  }
+  const lines: string[] = [];
+  lines.push(`[0:v:0]split=${segments.length}${segments.map((_, i) => `[s${i}]`).join('')};`);
+  segments.forEach((seg, i) => {
+    const chain = [`trim=start_frame=${seg.startFrame}:end_frame=${seg.endFrame}`, ...addroiChain(seg.regions, strength, plan.input.width, plan.input.height)];
+    lines.push(`[s${i}]${chain.join(',')}[v${i}];`);
+  });
+  const starts = segments.slice(1).map((s) => s.startFrame);
+  // Inside the single quotes commas need no escaping.
+  const shift = starts.map((f) => `eq(N,${f})*(PTS-STARTPTS-${num(frameTimes[f]!)}/TB)`).join('+');
+  const isStart = starts.map((f) => `eq(N,${f})`).join('+');
+  lines.push(`${segments.map((_, i) => `[v${i}]`).join('')}concat=n=${segments.length}:v=1:a=0,`);
+  lines.push(`setpts='PTS-st(0,if(${isStart},${shift},ld(0)))'[${outputLabel}]`);
+  return lines.join('\n');
+}
+
+/** x265 `zones`: frame ranges (inclusive end) with a bitrate multiplier. */
+export function zonesParam(zones: PlanZone[]): string | undefined {
+  const parts = zones.filter((z) => z.bitrateFactor !== 1).map((z) => `${z.startFrame},${z.endFrame - 1},b=${num(z.bitrateFactor)}`);
+  return parts.length ? parts.join('/') : undefined;
+}

@@ -1,0 +1,161 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync, copyFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { analyze, encode, measureQuality } from '../src/index.js';
+import { buildEncodeArgs } from '../src/encode/argv.js';
+import { resolveBinaries } from '../src/media/binaries.js';
+import { cli, ffprobeJson, fixture, frameTimes, MEDIA, SAMPLE, workDir } from './helpers.js';
+
+const dir = workDir('encode');
+const bins = resolveBinaries();
+
+function streams(file: string) {
+  return (ffprobeJson(file, ['-show_streams']) as { streams: { codec_type: string; codec_name: string; codec_tag_string: string; side_data_list?: { rotation?: number }[] }[] }).streams;
+}
+
+function partials(folder: string): string[] {
+  return readdirSync(folder).filter((f) => f.includes('.partial'));
+}
+
+describe('ROI encode of the sample', () => {
+  it('beats a uniform encode on the face: higher face PSNR at the same CRF, smaller at matched face quality', async () => {
+    const plan = await analyze(SAMPLE);
+    const roi = await encode(SAMPLE, join(dir, 'roi-28.mp4'), { plan, crf: 28 });
+    const flat28 = await encode(SAMPLE, join(dir, 'flat-28.mp4'), { roi: 'none', crf: 28 });
+    const flat22 = await encode(SAMPLE, join(dir, 'flat-22.mp4'), { roi: 'none', crf: 22 });
+    const q = async (file: string) => measureQuality(SAMPLE, file, plan, bins);
+    const [qRoi, q28, q22] = [await q(roi.output), await q(flat28.output), await q(flat22.output)];
+    assert.ok(qRoi.facePsnr > q28.facePsnr + 1, `face PSNR ${qRoi.facePsnr.toFixed(2)} vs uniform ${q28.facePsnr.toFixed(2)} dB`);
+    assert.ok(qRoi.backgroundPsnr < q28.backgroundPsnr, 'the background pays for the face');
+    // Uniform bitrate at the ROI encode's face quality, interpolated on log-rate between CRF 22 and 28.
+    assert.ok(q22.facePsnr > qRoi.facePsnr, 'CRF 22 should bracket the ROI face quality');
+    const t = (qRoi.facePsnr - q28.facePsnr) / (q22.facePsnr - q28.facePsnr);
+    const matched = Math.exp(Math.log(flat28.bytes) + t * (Math.log(flat22.bytes) - Math.log(flat28.bytes)));
+    assert.ok(roi.bytes < matched * 0.9, `ROI ${roi.bytes} B vs uniform ${matched.toFixed(0)} B at the same face PSNR`);
+  });
+
+  it('writes an ordinary HEVC mp4 with the input’s frames and times', async () => {
+    const out = join(dir, 'plain.mp4');
+    const r = await encode(SAMPLE, out, { crf: 30, preset: 'veryfast' });
+    const video = streams(out).find((s) => s.codec_type === 'video')!;
+    assert.equal(video.codec_name, 'hevc');
+    assert.equal(video.codec_tag_string, 'hvc1');
+    assert.deepEqual(frameTimes(out), frameTimes(SAMPLE));
+    assert.equal(r.frames, 252);
+    // faststart: the moov box comes before mdat.
+    const head = readFileSync(out).subarray(0, 4096).toString('latin1');
+    assert.ok(head.indexOf('moov') > 0 && (head.indexOf('mdat') < 0 || head.indexOf('moov') < head.indexOf('mdat')));
+  });
+
+  it('keeps variable frame rate timestamps exact across many segments, copies audio and keeps rotation, into mkv too', async () => {
+    // A face crossing the frame (many segments), frames dropped here and there (VFR), a tone, a rotation.
+    const moving = fixture(dir, 'moving.mkv', (out) => [
+      '-loop', '1', '-i', join(MEDIA, 'street.jpg'), '-loop', '1', '-i', join(MEDIA, 'astronaut.png'), '-f', 'lavfi', '-i', 'sine=frequency=300:duration=2',
+      '-filter_complex', "[0]scale=640:360,setsar=1[bg];[1]crop=160:160:145:45,scale=120:120[fg];[bg][fg]overlay=x='20+250*t':y=120,select='not(between(n\\,11\\,14))*not(between(n\\,30\\,31))',format=yuv420p[v]",
+      '-map', '[v]', '-map', '2:a', '-t', '2', '-r', '25', '-fps_mode', 'vfr', '-c:v', 'libx264', '-preset', 'ultrafast', '-c:a', 'flac', out]);
+    // MP4 carries a display matrix; ffmpeg sets it only when stream-copying.
+    const rotated = fixture(dir, 'moving-rotated.mp4', (out) => ['-i', moving, '-c:v', 'copy', '-c:a', 'aac', '-metadata:s:v', 'rotate=90', out]);
+    for (const [source, ext] of [[moving, 'mkv'], [rotated, 'mp4']] as const) {
+      const out = join(dir, `moving-out.${ext}`);
+      const r = await encode(source, out, { crf: 30, preset: 'veryfast' });
+      assert.ok(r.plan!.segments.length >= 4, `only ${r.plan!.segments.length} segments`);
+      const inTimes = frameTimes(source);
+      const outTimes = frameTimes(out);
+      assert.equal(outTimes.length, inTimes.length);
+      outTimes.forEach((t, i) => assert.ok(Math.abs(t - inTimes[i]! - (outTimes[0]! - inTimes[0]!)) < 0.0011, `frame ${i}: ${t} vs ${inTimes[i]}`));
+      const s = streams(out);
+      assert.ok(s.some((x) => x.codec_type === 'audio'), 'audio missing');
+      if (ext === 'mkv') assert.equal(s.find((x) => x.codec_type === 'audio')!.codec_name, 'flac', 'audio was re-encoded');
+      if (ext === 'mp4') {
+        const rotation = s.find((x) => x.codec_type === 'video')!.side_data_list?.find((d) => d.rotation !== undefined)?.rotation;
+        assert.equal(Math.abs(rotation ?? 0), 90, 'rotation lost');
+      }
+    }
+  });
+
+  it('catches x265 skipping the ROI when adaptive quantisation is off', async () => {
+    // The guard in encode() looks for this exact message; prove real ffmpeg prints it.
+    const plan = await analyze(SAMPLE, { sampleFps: 1 });
+    const graph = join(dir, 'aq0.filter');
+    const { buildRoiFilterGraph } = await import('../src/encode/filtergraph.js');
+    writeFileSync(graph, buildRoiFilterGraph(plan, { strength: 1, frameTimes: Float64Array.from({ length: 252 }, (_, i) => i / 25), outputLabel: 'v' }));
+    const args = buildEncodeArgs({ input: SAMPLE, output: join(dir, 'aq0.mp4'), container: 'mp4', filterScript: graph, videoLabel: 'v', crf: 30, preset: 'ultrafast', x265Params: { 'aq-mode': 0 }, hasSubtitles: false });
+    const r = spawnSync('ffmpeg', args, { encoding: 'utf8' });
+    assert.match(r.stderr, /skipping ROI/);
+  });
+});
+
+describe('encode CLI and bad input', () => {
+  it('encodes with --json NDJSON events and honours --plan and --roi none', () => {
+    const planFile = join(dir, 'cli-plan.json');
+    assert.equal(cli(['analyze', SAMPLE, '-o', planFile, '--sample-fps', '1']).code, 0);
+    const out = join(dir, 'cli.mp4');
+    const r = cli([SAMPLE, '-o', out, '--plan', planFile, '--crf', '32', '--preset', 'ultrafast', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { type: string; bytes?: number; segments?: number });
+    assert.ok(events.some((e) => e.type === 'progress'));
+    const done = events[events.length - 1]!;
+    assert.equal(done.type, 'done');
+    assert.equal(done.bytes, statSync(out).size);
+    const flat = cli([SAMPLE, '-o', join(dir, 'cli-flat.mp4'), '--roi', 'none', '--crf', '32', '--preset', 'ultrafast']);
+    assert.equal(flat.code, 0, flat.stderr);
+  });
+
+  const other = () => fixture(dir, 'other.mp4', (out) => ['-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=25:duration=1', '-c:v', 'libx264', '-preset', 'ultrafast', out]);
+  const cases: [string, () => string[], RegExp, string?][] = [
+    ['output into a missing directory', () => [SAMPLE, '-o', join(dir, 'no-such-dir', 'out.mp4')], /directory does not exist/],
+    ['an existing output without --force', () => {
+      const out = join(dir, 'exists.mp4');
+      writeFileSync(out, 'keep me');
+      return [SAMPLE, '-o', out];
+    }, /already exists; use --force/, 'exists.mp4'],
+    ['output == input', () => {
+      const copy = join(dir, 'self.mp4');
+      copyFileSync(SAMPLE, copy);
+      return [copy, '-o', copy, '--force'];
+    }, /is the input file/, 'self.mp4'],
+    ['a corrupt plan', () => {
+      const p = join(dir, 'corrupt.json');
+      writeFileSync(p, '{"version": 1, "segments": [');
+      return [SAMPLE, '-o', join(dir, 'corrupt-out.mp4'), '--plan', p];
+    }, /invalid plan .*not JSON/],
+    ['a plan for another video', () => {
+      const p = join(dir, 'other-plan.json');
+      const r = spawnSync(process.execPath, ['--import', 'tsx', join(dir, '..', '..', 'src', 'cli.ts'), 'analyze', other(), '--sample-fps', '1'], { encoding: 'utf8' });
+      writeFileSync(p, r.stdout);
+      return [SAMPLE, '-o', join(dir, 'other-out.mp4'), '--plan', p];
+    }, /plan .* is for a 320x240 video of 25 frames, but .* is 400x300 with 252 frames/],
+    ['a bad --crf', () => [SAMPLE, '-o', join(dir, 'crf.mp4'), '--crf', '60'], /Expected integer 0–51 for crf but received '60'/],
+    ['an unknown preset', () => [SAMPLE, '-o', join(dir, 'preset.mp4'), '--preset', 'fastest'], /Expected one of ultrafast.* for preset but received 'fastest'/],
+  ];
+  for (const [what, args, message, keep] of cases) {
+    it(`rejects ${what} with one line and leaves nothing behind`, () => {
+      const sub = join(dir, `case-${what.replace(/\W+/g, '-')}`);
+      mkdirSync(sub, { recursive: true });
+      const argv = args();
+      const before = new Set(readdirSync(dir));
+      const original = keep ? readFileSync(join(dir, keep)) : undefined;
+      const r = cli(argv);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, message);
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+      assert.deepEqual(partials(dir), []);
+      const created = readdirSync(dir).filter((f) => !before.has(f) && !/(plan|\.json$|other)/.test(f));
+      assert.deepEqual(created, [], 'output written');
+      if (keep) assert.deepEqual(readFileSync(join(dir, keep)), original, 'existing file changed');
+    });
+  }
+
+  it('removes the partial file when aborted', async () => {
+    const controller = new AbortController();
+    const out = join(dir, 'aborted.mp4');
+    const job = encode(SAMPLE, out, { roi: 'none', preset: 'slow', signal: controller.signal, onProgress: (e) => e.done > 20 && controller.abort() });
+    await assert.rejects(job, { name: 'AbortError' });
+    assert.equal(existsSync(out), false);
+    assert.deepEqual(partials(dir), []);
+  });
+});
+
+

@@ -1,0 +1,92 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { buildEncodeArgs, containerFor } from '../src/encode/argv.js';
+import { addroiChain, buildRoiFilterGraph, qoffsetFor, zonesParam } from '../src/encode/filtergraph.js';
+import type { Plan } from '../src/plan.js';
+
+function plan(width: number, height: number, segments: Plan['segments'], zones: Plan['zones'] = []): Plan {
+  const frameCount = segments[segments.length - 1]!.endFrame;
+  return {
+    version: 1,
+    input: { path: 'in.mp4', width, height, frameRate: 25, frameCount, durationSeconds: frameCount / 25 },
+    settings: {},
+    detections: [],
+    segments,
+    zones,
+  };
+}
+
+const face = (x: number, y: number, w: number, h: number, qpOffset: number) => ({ x, y, w, h, qpOffset, kind: 'face' as const });
+const background = (w: number, h: number, qpOffset: number) => ({ x: 0, y: 0, w, h, qpOffset, kind: 'background' as const });
+const times = (n: number, fps = 25) => Float64Array.from({ length: n }, (_, i) => i / fps);
+
+describe('ROI filtergraph builder', () => {
+  it('gives a single segment one addroi chain, in plan order, without split or concat', () => {
+    const g = buildRoiFilterGraph(plan(640, 360, [{ startFrame: 0, endFrame: 50, regions: [face(96, 64, 128, 128, -6), face(64, 32, 192, 224, 0), background(640, 360, 6)] }]), { strength: 1, frameTimes: times(50), outputLabel: 'v' });
+    assert.equal(g, '[0:v:0]addroi=x=96:y=64:w=128:h=128:qoffset=-0.117647:clear=0,addroi=x=0:y=0:w=640:h=360:qoffset=0.117647:clear=0[v]');
+  });
+
+  it('splits the timeline at segment boundaries with exact trims and restores timestamps', () => {
+    const segs = [
+      { startFrame: 0, endFrame: 10, regions: [face(0, 0, 32, 32, -5), background(64, 64, 5)] },
+      { startFrame: 10, endFrame: 25, regions: [background(64, 64, 5)] },
+      { startFrame: 25, endFrame: 40, regions: [face(16, 16, 32, 32, -5)] },
+    ];
+    const g = buildRoiFilterGraph(plan(64, 64, segs), { strength: 1, frameTimes: times(40, 50), outputLabel: 'out' });
+    const lines = g.split('\n');
+    assert.equal(lines[0], '[0:v:0]split=3[s0][s1][s2];');
+    assert.match(lines[1]!, /^\[s0\]trim=start_frame=0:end_frame=10,addroi=x=0:y=0:w=32:h=32:qoffset=-0\.098039:clear=0,addroi=x=0:y=0:w=64:h=64:qoffset=0\.098039:clear=0\[v0\];$/);
+    assert.match(lines[2]!, /^\[s1\]trim=start_frame=10:end_frame=25,addroi=x=0:y=0:w=64:h=64/);
+    assert.match(lines[3]!, /^\[s2\]trim=start_frame=25:end_frame=40,addroi=x=16:y=16/);
+    assert.equal(lines[4], '[v0][v1][v2]concat=n=3:v=1:a=0,');
+    // Segment starts at frames 10 and 25 sit at 0.2 s and 0.5 s (50 fps).
+    assert.equal(lines[5], "setpts='PTS-st(0,if(eq(N,10)+eq(N,25),eq(N,10)*(PTS-STARTPTS-0.2/TB)+eq(N,25)*(PTS-STARTPTS-0.5/TB),ld(0)))'[out]");
+  });
+
+  it('clamps regions to the frame and rounds odd coordinates', () => {
+    const chain = addroiChain([face(-8, 290.4, 100.6, 40, -6), face(390, 0, 32, 32, -6), face(500, 500, 16, 16, -6)], 1, 401, 301);
+    assert.deepEqual(chain, [
+      'addroi=x=0:y=290:w=93:h=11:qoffset=-0.117647:clear=0',
+      'addroi=x=390:y=0:w=11:h=32:qoffset=-0.117647:clear=0',
+    ]);
+  });
+
+  it('scales offsets by strength and drops regions that end up with none', () => {
+    assert.equal(qoffsetFor(-6, 2), -12 / 51);
+    assert.equal(qoffsetFor(40, 2), 1);
+    assert.deepEqual(addroiChain([face(0, 0, 16, 16, -6)], 0, 64, 64), []);
+    const g = buildRoiFilterGraph(plan(64, 64, [{ startFrame: 0, endFrame: 5, regions: [background(64, 64, 0)] }]), { strength: 1, frameTimes: times(5), outputLabel: 'v' });
+    assert.equal(g, '[0:v:0]null[v]');
+  });
+
+  it('turns zones into x265 zones with inclusive end frames', () => {
+    assert.equal(zonesParam([{ startFrame: 0, endFrame: 100, bitrateFactor: 0.8 }, { startFrame: 100, endFrame: 150, bitrateFactor: 1 }, { startFrame: 150, endFrame: 200, bitrateFactor: 1.25 }]), '0,99,b=0.8/150,199,b=1.25');
+    assert.equal(zonesParam([]), undefined);
+  });
+});
+
+describe('encode argv builder', () => {
+  const base = { input: 'in.mp4', output: '/tmp/.out.partial.mp4', filterScript: '/tmp/g.txt', videoLabel: 'v', crf: 28, preset: 'medium' as const, x265Params: { 'aq-mode': 2, zones: '0,9,b=0.5' }, hasSubtitles: false };
+
+  it('maps the graph output, copies audio and subtitles, keeps metadata, tags hvc1 with faststart for mp4', () => {
+    const args = buildEncodeArgs({ ...base, container: 'mp4' });
+    const joined = args.join(' ');
+    assert.ok(joined.includes('-noautorotate -i in.mp4 -filter_complex_script /tmp/g.txt -map [v] -map 0:a? -map 0:s?'));
+    assert.ok(joined.includes('-fps_mode passthrough -c:v libx265 -preset medium -crf 28 -x265-params aq-mode=2:zones=0,9,b=0.5 -c:a copy'));
+    assert.ok(joined.includes('-map_metadata 0 -map_chapters 0 -tag:v hvc1 -movflags +faststart -progress pipe:1 /tmp/.out.partial.mp4'));
+  });
+
+  it('uses the input directly without a graph, and copies subtitles into mkv but converts them for mp4', () => {
+    const mkv = buildEncodeArgs({ ...base, filterScript: undefined, container: 'mkv', hasSubtitles: true });
+    assert.ok(mkv.join(' ').includes('-map 0:v:0 -map 0:a?'));
+    assert.ok(mkv.join(' ').includes('-c:s copy'));
+    assert.ok(!mkv.includes('-tag:v'));
+    assert.ok(buildEncodeArgs({ ...base, container: 'mp4', hasSubtitles: true }).join(' ').includes('-c:s mov_text'));
+  });
+
+  it('knows its containers', () => {
+    assert.equal(containerFor('a.MP4'), 'mp4');
+    assert.equal(containerFor('a.mkv'), 'mkv');
+    assert.throws(() => containerFor('a.avi'), /unsupported output extension '.avi'/);
+  });
+});
