@@ -41,8 +41,10 @@ export const ANALYZE_DEFAULTS = {
   minScore: 0.75,
   proposalScore: 0.5,
   minFaceSize: 24,
-  faceQpOffset: -6,
-  backgroundQpOffset: 6,
+  // Talking head, CRF 24–36: −4/+4 gives −22% BD-rate on face PSNR at +27% on full-frame PSNR;
+  // −6/+6 gains only 2 more points on the face for +67% on the full frame.
+  faceQpOffset: -4,
+  backgroundQpOffset: 4,
   sceneThreshold: 10,
   maxMissedSamples: 2,
   minHits: 2,
