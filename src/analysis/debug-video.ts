@@ -1,3 +1,4 @@
+import { writeFile } from 'node:fs/promises';
 import type { Binaries } from '../media/binaries.js';
 import { run } from '../media/process.js';
 import { writeAtomically } from '../media/output-file.js';
@@ -33,7 +34,6 @@ export function debugFilter(plan: Plan): string {
 }
 
 export async function renderDebugVideo(plan: Plan, output: string, bins: Binaries, options: { signal?: AbortSignal; onProgress?: ProgressListener; filterScript: string }): Promise<void> {
-  const { writeFile } = await import('node:fs/promises');
   await writeFile(options.filterScript, debugFilter(plan));
   const meter = new ProgressMeter('debug-video', plan.input.frameCount, options.onProgress);
   await writeAtomically(output, (temp) =>
