@@ -10,6 +10,8 @@ import { AbortError, RoiError } from './errors.js';
 import { resolveBinaries } from './media/binaries.js';
 import { checkOutputPath, withScratchDir, writeAtomically } from './media/output-file.js';
 import { encode } from './encode/encode.js';
+import { compare } from './report/compare.js';
+import type { Report } from './report/report-schema.js';
 import { planToJson } from './plan.js';
 import { VERSION } from './version.js';
 
@@ -133,6 +135,52 @@ async function runEncode(argv: Record<string, unknown>): Promise<void> {
   }
 }
 
+/** The short table `compare` prints: one row per encode, then the BD-rates in words. */
+export function summaryTable(report: Report): string {
+  const cell = (v: number | null, d: number) => (v === null ? '–' : v.toFixed(d));
+  const head = ['mode', 'crf', 'kbit/s', 'face PSNR', 'face SSIM', 'PSNR', 'bg PSNR'];
+  const rows = report.points.map((p) => [p.mode, String(p.crf), p.bitrateKbps.toFixed(1), cell(p.facePsnr, 2), cell(p.faceSsim, 4), cell(p.psnr, 2), cell(p.backgroundPsnr, 2)]);
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  const bd = report.bdRate;
+  const pct = (v: number | null) => (v === null ? 'n/a' : `${v > 0 ? '+' : ''}${v.toFixed(1)}%`);
+  const lines = [line(head), ...rows.map(line), '', `BD-rate, ROI against uniform HEVC (negative = smaller at the same quality): face PSNR ${pct(bd.facePsnr)}, face SSIM ${pct(bd.faceSsim)}, full PSNR ${pct(bd.psnr)}`];
+  if (report.bdRateVsX264) lines.push(`BD-rate, ROI HEVC against uniform H.264: face PSNR ${pct(report.bdRateVsX264.facePsnr)}, face SSIM ${pct(report.bdRateVsX264.faceSsim)}, full PSNR ${pct(report.bdRateVsX264.psnr)}`);
+  return `${lines.join('\n')}\n`;
+}
+
+async function runCompare(argv: Record<string, unknown>): Promise<void> {
+  const json = Boolean(argv.json);
+  const input = String(argv.input);
+  const output = argv.output as string | undefined;
+  const signal = interruptSignal();
+  const display = new ProgressDisplay(json);
+  try {
+    if (!output) throw new RoiError('MISSING_OUTPUT', 'give a report directory with -o, e.g. roi-encode compare in.mp4 -o report/');
+    const report = await compare(input, output, {
+      roi: argv.roi as string,
+      plan: argv.plan as string | undefined,
+      crfs: argv.crf as string | undefined,
+      baseline: argv.baseline as string | undefined,
+      preset: argv.preset as string | undefined,
+      strength: argv.strength as number | undefined,
+      force: Boolean(argv.force),
+      sampleFps: argv['sample-fps'] as number | undefined,
+      minScore: argv['min-score'] as number | undefined,
+      minFaceSize: argv['min-face'] as number | undefined,
+      ffmpegPath: argv.ffmpeg as string | undefined,
+      signal,
+      onProgress: display.listener,
+    });
+    display.clear();
+    if (json) emitJson({ type: 'done', report: join(output, report.files.json), html: join(output, report.files.html), ...report });
+    else process.stdout.write(`${summaryTable(report)}\nReport: ${join(output, report.files.html)} (data: ${join(output, report.files.json)})\n`);
+  } catch (error) {
+    display.clear();
+    fail(error, json);
+  }
+}
+
 export async function main(args: string[]): Promise<void> {
   await yargs(args)
     .scriptName('roi-encode')
@@ -147,6 +195,20 @@ export async function main(args: string[]): Promise<void> {
           .option('output', { alias: 'o', type: 'string', describe: 'Plan file to write (default: stdout)' })
           .option('debug-video', { type: 'string', describe: 'Also render boxes and the importance heatmap over the video' }),
       (argv) => runAnalyze(argv),
+    )
+    .command(
+      'compare <input>',
+      'Encode uniformly and with ROI at several CRFs, measure both, and write an HTML + JSON report',
+      (y) =>
+        analysisOptions(common(y))
+          .positional('input', { type: 'string', demandOption: true, describe: 'Input video' })
+          .option('output', { alias: 'o', type: 'string', describe: 'Report directory to write (index.html, report.json, encodes/)' })
+          .option('crf', { type: 'string', describe: 'Comma-separated CRFs of the rate points (default 22,26,30,34)' })
+          .option('baseline', { type: 'string', describe: 'x264: also encode uniform H.264 at the same CRFs' })
+          .option('plan', { type: 'string', describe: 'Use this plan (from analyze) instead of analysing' })
+          .option('preset', { type: 'string', describe: 'x265 preset (default medium)' })
+          .option('strength', { type: 'string', describe: 'Scales all QP offsets: 0 uniform, 1 as planned, 2 twice as strong' }),
+      (argv) => runCompare(argv),
     )
     .command(
       '$0 <input>',

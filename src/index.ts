@@ -11,3 +11,5 @@ export { VERSION } from './version.js';
 export { encode, ENCODE_DEFAULTS, type EncodeOptions, type EncodeResult } from './encode/encode.js';
 export { bdRate, type RatePoint } from './report/bdrate.js';
 export { measureQuality, type QualityResult } from './report/metrics.js';
+export { compare, COMPARE_DEFAULTS, type CompareOptions } from './report/compare.js';
+export { reportSchema, REPORT_VERSION, type Report, type ReportPoint, type CompareMode } from './report/report-schema.js';

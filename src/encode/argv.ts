@@ -7,6 +7,9 @@ export type X265Preset = (typeof X265_PRESETS)[number];
 
 export type Container = 'mp4' | 'mkv';
 
+/** libx265 for everything we make; libx264 only for the uniform baseline of comparison reports. */
+export type VideoCodec = 'libx265' | 'libx264';
+
 export function containerFor(output: string): Container {
   const ext = extname(output).toLowerCase();
   if (ext === '.mp4' || ext === '.m4v' || ext === '.mov') return 'mp4';
@@ -23,9 +26,12 @@ export interface EncodeArgs {
   filterScript?: string;
   /** Output pad of the filtergraph. */
   videoLabel?: string;
+  /** Default libx265. */
+  codec?: VideoCodec;
   crf: number;
+  /** x265 and x264 share preset names. */
   preset: X265Preset;
-  /** key=value pairs for -x265-params. */
+  /** key=value pairs for -x265-params (or -x264-params). */
   x265Params: Record<string, string | number>;
   /** Subtitle streams present in the input (MP4 needs text subtitles converted). */
   hasSubtitles: boolean;
@@ -49,15 +55,14 @@ export function buildEncodeArgs(a: EncodeArgs): string[] {
   }
   // Audio and subtitles go through untouched; '?' keeps inputs without them working.
   args.push('-map', '0:a?', '-map', '0:s?');
-  args.push(
-    '-fps_mode', 'passthrough',
-    '-c:v', 'libx265', '-preset', a.preset, '-crf', String(a.crf),
-    '-x265-params', x265ParamString(a.x265Params),
-    '-c:a', 'copy',
-  );
+  const codec = a.codec ?? 'libx265';
+  args.push('-fps_mode', 'passthrough', '-c:v', codec, '-preset', a.preset, '-crf', String(a.crf));
+  if (Object.keys(a.x265Params).length) args.push(codec === 'libx265' ? '-x265-params' : '-x264-params', x265ParamString(a.x265Params));
+  args.push('-c:a', 'copy');
   if (a.hasSubtitles) args.push('-c:s', a.container === 'mp4' ? 'mov_text' : 'copy');
   args.push('-map_metadata', '0', '-map_chapters', '0');
-  if (a.container === 'mp4') args.push('-tag:v', 'hvc1', '-movflags', '+faststart');
+  // hvc1 (parameter sets in the sample entry) is the HEVC tag Apple players require.
+  if (a.container === 'mp4') args.push(...(codec === 'libx265' ? ['-tag:v', 'hvc1'] : []), '-movflags', '+faststart');
   args.push('-progress', 'pipe:1', a.output);
   return args;
 }

@@ -25,6 +25,11 @@ export interface EncodeOptions extends Omit<AnalyzeOptions, 'roi'> {
   strength?: number;
   /** Overwrite an existing output. */
   force?: boolean;
+  /**
+   * 'x265' (default). 'x264' makes a uniform H.264 encode, the baseline comparison reports set
+   * against ROI HEVC (what most people ship today); it takes roi 'none' only.
+   */
+  codec?: 'x265' | 'x264';
 }
 
 export interface EncodeResult {
@@ -37,6 +42,7 @@ export interface EncodeResult {
   frames: number;
   durationSeconds: number;
   roi: 'faces' | 'none';
+  codec: 'x265' | 'x264';
   crf: number;
   preset: X265Preset;
   strength: number;
@@ -64,7 +70,9 @@ function checkPlanFits(plan: Plan, info: VideoInfo, source: string): void {
 }
 
 export async function encode(input: string, output: string, options: EncodeOptions = {}): Promise<EncodeResult> {
-  const roi = expectOneOf('roi', options.roi ?? 'faces', ['faces', 'none'] as const);
+  const codec = expectOneOf('codec', options.codec ?? 'x265', ['x265', 'x264'] as const);
+  const roi = expectOneOf('roi', options.roi ?? (codec === 'x264' ? 'none' : 'faces'), ['faces', 'none'] as const);
+  if (codec === 'x264' && roi !== 'none') throw new RoiError('INVALID_OPTION', `x264 encodes are uniform baselines: use roi 'none' with codec 'x264'`);
   const crf = expectInteger('crf', options.crf ?? ENCODE_DEFAULTS.crf, 0, 51);
   const preset = expectOneOf('preset', options.preset ?? ENCODE_DEFAULTS.preset, X265_PRESETS);
   const strength = expectNumber('strength', options.strength ?? ENCODE_DEFAULTS.strength, 0, 4);
@@ -74,7 +82,7 @@ export async function encode(input: string, output: string, options: EncodeOptio
   const { signal } = options;
 
   await checkOutputPath(output, { force: options.force, inputs: [input] });
-  await requireEncoder(bins.ffmpeg, 'libx265');
+  await requireEncoder(bins.ffmpeg, codec === 'x264' ? 'libx264' : 'libx265');
   throwIfAborted(signal);
   const info = await probeVideo(input, bins, signal);
   if (info.width % 2 || info.height % 2) {
@@ -112,9 +120,10 @@ export async function encode(input: string, output: string, options: EncodeOptio
         container,
         filterScript,
         videoLabel: 'v',
+        codec: codec === 'x264' ? 'libx264' : 'libx265',
         crf,
         preset,
-        x265Params: x265Params(plan ? zonesParam(plan.zones) : undefined),
+        x265Params: codec === 'x264' ? {} : x265Params(plan ? zonesParam(plan.zones) : undefined),
         hasSubtitles: info.streams.subtitle > 0,
       });
       const warnings: string[] = [];
@@ -146,6 +155,7 @@ export async function encode(input: string, output: string, options: EncodeOptio
     frames: info.frameCount,
     durationSeconds: info.durationSeconds,
     roi,
+    codec,
     crf,
     preset,
     strength,

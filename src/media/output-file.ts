@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { realpathSync } from 'node:fs';
-import { mkdtemp, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rename, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { RoiError } from '../errors.js';
@@ -66,5 +66,51 @@ export async function withScratchDir<T>(use: (dir: string) => Promise<T>): Promi
     return await use(dir);
   } finally {
     await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Checks an output directory before work starts. A missing directory is fine (its parent must
+ * exist). An existing one is replaced only with `force`, and only if it is empty or holds `marker`
+ * (a file we write), so --force never deletes a directory that is not ours; it must not contain any
+ * of the inputs either.
+ */
+export async function checkOutputDir(dir: string, check: OutputCheck & { marker: string }): Promise<void> {
+  const what = check.what ?? 'output directory';
+  const parent = dirname(resolve(dir));
+  if (!(await stat(parent).catch(() => undefined))?.isDirectory()) throw new RoiError('OUTPUT_DIR_MISSING', `parent of ${what} ${dir} does not exist: ${parent}`);
+  const target = canonical(dir);
+  for (const input of check.inputs ?? []) {
+    const abs = canonical(input);
+    if (abs === target || abs.startsWith(`${target}/`)) throw new RoiError('OUTPUT_IS_INPUT', `${what} ${dir} contains the input ${input}; choose another directory`);
+  }
+  const existing = await stat(dir).catch(() => undefined);
+  if (!existing) return;
+  if (!existing.isDirectory()) throw new RoiError('OUTPUT_NOT_DIR', `${what} ${dir} exists and is not a directory`);
+  const entries = await readdir(dir);
+  if (entries.length === 0) return;
+  if (!check.force) throw new RoiError('OUTPUT_EXISTS', `${what} ${dir} already exists and is not empty; use --force (force: true) to replace it`);
+  if (!entries.includes(check.marker)) throw new RoiError('OUTPUT_NOT_OURS', `${what} ${dir} has files but no ${check.marker}; refusing to replace a directory roi-encoder did not write`);
+}
+
+/**
+ * Builds a directory under a temporary name beside `dir`, then swaps it into place (replacing an old
+ * one checked by checkOutputDir); on failure or abort the temporary directory is removed and any
+ * old directory is left as it was.
+ */
+export async function writeDirAtomically<T>(dir: string, write: (tempDir: string) => Promise<T>): Promise<T> {
+  const abs = resolve(dir);
+  const temp = join(dirname(abs), `.${basename(abs)}.${randomBytes(4).toString('hex')}.partial`);
+  await mkdir(temp);
+  try {
+    const result = await write(temp);
+    const old = (await stat(abs).catch(() => undefined)) ? `${temp}.old` : undefined;
+    if (old) await rename(abs, old);
+    await rename(temp, abs);
+    if (old) await rm(old, { recursive: true, force: true });
+    return result;
+  } catch (error) {
+    await rm(temp, { recursive: true, force: true });
+    throw error;
   }
 }

@@ -4,113 +4,205 @@ import type { Binaries } from '../media/binaries.js';
 import { run } from '../media/process.js';
 import type { Plan } from '../plan.js';
 import { ProgressMeter, type ProgressListener } from '../progress.js';
+import { newSsimSums, SsimPlane } from './ssim.js';
 
 /**
- * Quality of an encode against its source, overall and inside / outside the faces, computed over
- * decoded frames streamed from one ffmpeg process (source on top of encode, YUV 4:2:0), one frame in
- * memory at a time. PSNR is that of the mean squared error over the frames (as ffmpeg's psnr filter
- * reports its average), with the planes weighted by their pixel counts; identical inputs give
- * Infinity (JSON: null, shown as "∞").
+ * Quality of an encode against its source, overall and inside / outside the faces, from one ffmpeg
+ * process that decodes both (YUV 4:2:0), runs its psnr and ssim filters for the full-frame numbers,
+ * and streams the frame pairs to us, one frame in memory at a time, for the masked numbers.
+ *
+ * - PSNR is that of the mean squared error over all frames, planes weighted by their sample counts
+ *   (what ffmpeg's psnr filter reports as "average"). Identical inputs give Infinity (JSON: null,
+ *   shown as "∞").
+ * - SSIM: the full-frame value is ffmpeg's "All" (Y, U, V weighted by size); face and background SSIM
+ *   are luma SSIM, 8×8 windows at a 4-pixel step as in ffmpeg's filter, pooled over the windows that
+ *   lie wholly in the mask.
+ * - Face pixels: the face boxes of the analysis sample nearest each frame. Background: everything
+ *   outside the plan's face and saliency regions of that frame's segment (the feathered margins
+ *   around faces are neither).
  */
 export interface QualityResult {
   psnr: number;
+  ssim: number;
   facePsnr: number;
+  faceSsim: number;
   backgroundPsnr: number;
+  backgroundSsim: number;
   /** Face PSNR of each frame (NaN where a frame has no face). */
   facePsnrPerFrame: number[];
   frames: number;
+  /**
+   * Full-frame values computed by the same code as the masked ones, next to ffmpeg's: they agree to
+   * rounding, which is what makes the masked numbers trustworthy.
+   */
+  check: { psnr: number; ssimY: number; ffmpegSsimY: number };
 }
 
 export function psnrFromMse(mse: number): number {
   return mse <= 0 ? Infinity : 10 * Math.log10((255 * 255) / mse);
 }
 
-/** Face boxes for a frame: the detections of the nearest sample. */
-export function faceBoxesAt(plan: Plan, frame: number): { x: number; y: number; w: number; h: number }[] {
-  let best = plan.detections[0];
-  for (const d of plan.detections) if (Math.abs(d.frame - frame) < Math.abs((best?.frame ?? 0) - frame)) best = d;
-  return best?.faces ?? [];
-}
+/** Mask classes on the luma grid. */
+export const MASK = { neither: 0, face: 1, background: 2 } as const;
 
-/** Masks on the luma grid: 1 = face, 2 = background, 0 = neither (face margins). */
-export function masksFor(plan: Plan, frame: number, width: number, height: number, out: Uint8Array): void {
-  out.fill(2);
-  const seg = plan.segments.find((s) => s.startFrame <= frame && frame < s.endFrame);
-  for (const r of seg?.regions ?? []) {
-    if (r.kind === 'background') continue;
-    fillRect(out, width, height, r, 0);
+/**
+ * Per-frame masks from a plan, for frames visited in increasing order: cursors into the detections
+ * and segments advance with the frame, so a long video costs linear time.
+ */
+export class FaceMasks {
+  private detection = 0;
+  private segment = 0;
+  private lastFrame = -1;
+
+  constructor(
+    private readonly plan: Plan,
+    private readonly width: number,
+    private readonly height: number,
+  ) {}
+
+  /** Face boxes for a frame: the detections of the nearest sample. */
+  facesAt(frame: number): { x: number; y: number; w: number; h: number }[] {
+    this.advance(frame);
+    return this.plan.detections[this.detection]?.faces ?? [];
   }
-  for (const b of faceBoxesAt(plan, frame)) fillRect(out, width, height, b, 1);
+
+  fill(frame: number, out: Uint8Array): void {
+    this.advance(frame);
+    out.fill(MASK.background);
+    for (const r of this.plan.segments[this.segment]?.regions ?? []) {
+      if (r.kind !== 'background') this.rect(out, r, MASK.neither);
+    }
+    for (const b of this.facesAt(frame)) this.rect(out, b, MASK.face);
+  }
+
+  private advance(frame: number): void {
+    if (frame < this.lastFrame) throw new Error('FaceMasks visits frames in increasing order');
+    this.lastFrame = frame;
+    const d = this.plan.detections;
+    while (this.detection + 1 < d.length && Math.abs(d[this.detection + 1]!.frame - frame) <= Math.abs(d[this.detection]!.frame - frame)) this.detection++;
+    const s = this.plan.segments;
+    while (this.segment + 1 < s.length && s[this.segment]!.endFrame <= frame) this.segment++;
+  }
+
+  private rect(mask: Uint8Array, b: { x: number; y: number; w: number; h: number }, value: number): void {
+    const { width, height } = this;
+    const x0 = Math.max(0, Math.floor(b.x)), x1 = Math.min(width, Math.ceil(b.x + b.w));
+    const y0 = Math.max(0, Math.floor(b.y)), y1 = Math.min(height, Math.ceil(b.y + b.h));
+    for (let y = y0; y < y1; y++) mask.fill(value, y * width + x0, y * width + x1);
+  }
 }
 
-function fillRect(mask: Uint8Array, width: number, height: number, b: { x: number; y: number; w: number; h: number }, value: number): void {
-  const x0 = Math.max(0, Math.floor(b.x)), x1 = Math.min(width, Math.ceil(b.x + b.w));
-  const y0 = Math.max(0, Math.floor(b.y)), y1 = Math.min(height, Math.ceil(b.y + b.h));
-  for (let y = y0; y < y1; y++) mask.fill(value, y * width + x0, y * width + x1);
+/** Reads the summary lines ffmpeg's psnr and ssim filters log at the end. */
+export function parseFilterSummary(lines: string[]): { psnr?: number; ssim?: number; ssimY?: number } {
+  const num = (s: string | undefined) => (s === undefined ? undefined : s === 'inf' ? Infinity : Number(s));
+  const out: { psnr?: number; ssim?: number; ssimY?: number } = {};
+  for (const line of lines) {
+    const p = /\bPSNR .*average:(inf|[\d.]+)/.exec(line);
+    if (p) out.psnr = num(p[1]);
+    const s = /\bSSIM Y:([\d.]+).* All:([\d.]+)/.exec(line);
+    if (s) {
+      out.ssimY = num(s[1]);
+      out.ssim = num(s[2]);
+    }
+  }
+  return out;
 }
 
-export async function measureQuality(reference: string, distorted: string, plan: Plan, bins: Binaries, options: { signal?: AbortSignal; onProgress?: ProgressListener; label?: string } = {}): Promise<QualityResult> {
+export interface MeasureOptions {
+  signal?: AbortSignal;
+  onProgress?: ProgressListener;
+  label?: string;
+}
+
+export async function measureQuality(reference: string, distorted: string, plan: Plan, bins: Binaries, options: MeasureOptions = {}): Promise<QualityResult> {
   const { width, height, frameCount } = plan.input;
   if (width % 2 || height % 2) throw new RoiError('ODD_SIZE', `quality measurement needs even frame sizes, got ${width}x${height}`);
   const ySize = width * height;
   const cSize = ySize / 4;
   const frameBytes = 2 * (ySize + 2 * cSize);
   const mask = new Uint8Array(ySize);
+  const masks = new FaceMasks(plan, width, height);
+  const ssimPlane = new SsimPlane(width, height);
+  const ssimSums = newSsimSums(3);
   const meter = new ProgressMeter('measure', frameCount, options.onProgress, options.label);
-  let sseAll = 0, nAll = 0, sseFace = 0, nFace = 0, sseBg = 0, nBg = 0;
+  let sseAll = 0, nAll = 0, sseFace = 0, nFace = 0, sseBg = 0, nBg = 0, ssimY = 0;
   const perFrame: number[] = [];
   let frame = 0;
+
+  const measureFrame = (buf: Buffer) => {
+    masks.fill(frame, mask);
+    // vstack of two yuv420p frames: Y of both (stacked), then U of both, then V of both.
+    let fs = 0, fn = 0;
+    const planes: [number, number, number][] = [[0, ySize, width], [2 * ySize, cSize, width / 2], [2 * ySize + 2 * cSize, cSize, width / 2]];
+    for (const [offset, size, pw] of planes) {
+      const luma = pw === width;
+      for (let i = 0; i < size; i++) {
+        const d = buf[offset + i]! - buf[offset + size + i]!;
+        const e = d * d;
+        sseAll += e;
+        nAll++;
+        const m = luma ? mask[i]! : mask[Math.floor(i / pw) * 2 * width + (i % pw) * 2]!;
+        if (m === MASK.face) {
+          sseFace += e;
+          nFace++;
+          fs += e;
+          fn++;
+        } else if (m === MASK.background) {
+          sseBg += e;
+          nBg++;
+        }
+      }
+    }
+    ssimY += ssimPlane.accumulate(buf.subarray(0, ySize), buf.subarray(ySize, 2 * ySize), ssimSums, mask);
+    perFrame.push(fn ? psnrFromMse(fs / fn) : NaN);
+    frame++;
+    meter.update(frame);
+  };
 
   const consume = async (stdout: Readable) => {
     let pending: Buffer = Buffer.alloc(0);
     for await (const chunk of stdout as AsyncIterable<Buffer>) {
       pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
       while (pending.length >= frameBytes) {
-        const buf = pending.subarray(0, frameBytes);
-        masksFor(plan, frame, width, height, mask);
-        // vstack of two yuv420p frames: Y of both (stacked), then U of both, then V of both.
-        let fs = 0, fn = 0;
-        const planes: [number, number, number][] = [[0, ySize, width], [2 * ySize, cSize, width / 2], [2 * ySize + 2 * cSize, cSize, width / 2]];
-        for (const [offset, size, pw] of planes) {
-          const sub = pw === width ? 1 : 2;
-          for (let i = 0; i < size; i++) {
-            const d = buf[offset + i]! - buf[offset + size + i]!;
-            const e = d * d;
-            sseAll += e;
-            nAll++;
-            const m = sub === 1 ? mask[i]! : mask[(Math.floor(i / pw) * 2) * width + (i % pw) * 2]!;
-            if (m === 1) {
-              sseFace += e;
-              nFace++;
-              fs += e;
-              fn++;
-            } else if (m === 2) {
-              sseBg += e;
-              nBg++;
-            }
-          }
-        }
-        perFrame.push(fn ? psnrFromMse(fs / fn) : NaN);
-        frame++;
-        meter.update(frame);
+        measureFrame(pending.subarray(0, frameBytes));
         pending = pending.subarray(frameBytes);
       }
     }
   };
+  const log: string[] = [];
   await run(bins.ffmpeg, [
-    '-hide_banner', '-nostdin', '-nostats', '-loglevel', 'error',
+    // Info level: the psnr and ssim filters print their summaries there.
+    '-hide_banner', '-nostdin', '-nostats', '-loglevel', 'info',
     '-noautorotate', '-i', reference, '-noautorotate', '-i', distorted,
-    '-filter_complex', '[0:v:0]format=yuv420p,setsar=1[a];[1:v:0]format=yuv420p,setsar=1[b];[a][b]vstack',
+    '-filter_complex',
+    '[0:v:0]format=yuv420p,setsar=1,split=3[r1][r2][r3];[1:v:0]format=yuv420p,setsar=1[d0];' +
+      '[d0][r1]psnr[d1];[d1][r2]ssim[d2];[r3][d2]vstack',
     '-fps_mode', 'passthrough', '-f', 'rawvideo', 'pipe:1',
-  ], { signal: options.signal, consumeStdout: consume, what: 'measuring quality' });
+  ], {
+    signal: options.signal,
+    consumeStdout: consume,
+    what: 'measuring quality',
+    onStderrLine: (line) => {
+      if (/\b(PSNR|SSIM) /.test(line)) log.push(line);
+    },
+  });
   if (frame !== frameCount) {
     throw new RoiError('FRAME_MISMATCH', `measured ${frame} frames but the source has ${frameCount}: ${distorted} does not line up with ${reference}`);
   }
+  const summary = parseFilterSummary(log);
+  if (summary.psnr === undefined || summary.ssim === undefined || summary.ssimY === undefined) {
+    throw new RoiError('MEASURE_FAILED', `ffmpeg's psnr/ssim filters printed no summary while comparing ${distorted} with ${reference}`);
+  }
+  const ssimOf = (cls: number) => (ssimSums.count[cls]! ? ssimSums.sum[cls]! / ssimSums.count[cls]! : NaN);
   return {
-    psnr: psnrFromMse(sseAll / nAll),
+    psnr: summary.psnr,
+    ssim: summary.ssim,
     facePsnr: nFace ? psnrFromMse(sseFace / nFace) : NaN,
+    faceSsim: ssimOf(MASK.face),
     backgroundPsnr: nBg ? psnrFromMse(sseBg / nBg) : NaN,
+    backgroundSsim: ssimOf(MASK.background),
     facePsnrPerFrame: perFrame,
     frames: frame,
+    check: { psnr: psnrFromMse(sseAll / nAll), ssimY: ssimY / frame, ffmpegSsimY: summary.ssimY },
   };
 }

@@ -1,0 +1,251 @@
+import { writeFile, mkdir, stat } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { analyzeProbed, resolveAnalyzeOptions, type AnalyzeOptions } from '../analysis/analyze.js';
+import type { Box } from '../analysis/boxes.js';
+import { RoiError, throwIfAborted } from '../errors.js';
+import { encode } from '../encode/encode.js';
+import { X265_PRESETS } from '../encode/argv.js';
+import { requireEncoder, resolveBinaries } from '../media/binaries.js';
+import { checkOutputDir, writeDirAtomically } from '../media/output-file.js';
+import { probeVideo } from '../media/probe.js';
+import { planToJson, readPlan, validatePlan, type Plan } from '../plan.js';
+import type { ProgressListener } from '../progress.js';
+import { expectInteger, expectNumber, expectOneOf, invalid } from '../validate.js';
+import { VERSION } from '../version.js';
+import { bdRate } from './bdrate.js';
+import { renderHtml, type ReportImages } from './html.js';
+import { cropImage, extractFrame, faceCrop, heatmapImage, texturedPatch } from './images.js';
+import { FaceMasks, measureQuality, type QualityResult } from './metrics.js';
+import { finiteOrNull, REPORT_VERSION, type CompareMode, type Report, type ReportPoint } from './report-schema.js';
+
+export interface CompareOptions extends Omit<AnalyzeOptions, 'onProgress'> {
+  /** CRFs of the rate points. Default [22, 26, 30, 34]. */
+  crfs?: number[] | string;
+  /** Also encode uniform H.264 (libx264) at the same CRFs: what most people ship today. */
+  baseline?: 'x264' | 'none' | string;
+  /** A plan for the ROI encodes instead of a fresh analysis (a Plan or a path). */
+  plan?: Plan | string;
+  preset?: string;
+  strength?: number;
+  /** Replace an existing report directory. */
+  force?: boolean;
+  onProgress?: ProgressListener;
+}
+
+export const COMPARE_DEFAULTS = { crfs: [22, 26, 30, 34], preset: 'medium', strength: 1 };
+/** A file in the report directory that marks it as ours (see checkOutputDir). */
+const REPORT_JSON = 'report.json';
+
+export function parseCrfs(value: CompareOptions['crfs']): number[] {
+  const list = value === undefined ? COMPARE_DEFAULTS.crfs : Array.isArray(value) ? value : String(value).split(',').map((s) => s.trim());
+  const crfs = [...new Set(list.map((v) => expectInteger('crf', v, 0, 51)))].sort((a, b) => a - b);
+  if (crfs.length < 2) throw invalid('at least two different CRFs (BD-rate needs a curve), e.g. 22,26,30,34', 'crfs', value);
+  return crfs;
+}
+
+interface Job {
+  mode: CompareMode;
+  crf: number;
+  file: string;
+}
+
+/**
+ * Encodes the input uniformly and with ROI at several CRFs (and optionally with x264), measures
+ * every encode against the source, and writes `outputDir/` with index.html, report.json, plan.json
+ * and encodes/. The directory appears only when everything succeeded.
+ */
+export async function compare(input: string, outputDir: string, options: CompareOptions = {}): Promise<Report> {
+  const crfs = parseCrfs(options.crfs);
+  const baseline = expectOneOf('baseline', options.baseline ?? 'none', ['none', 'x264'] as const);
+  const preset = expectOneOf('preset', options.preset ?? COMPARE_DEFAULTS.preset, X265_PRESETS);
+  const strength = expectNumber('strength', options.strength ?? COMPARE_DEFAULTS.strength, 0, 4);
+  const analyzeResolved = resolveAnalyzeOptions(options);
+  const bins = resolveBinaries(options);
+  const { signal, onProgress } = options;
+  await checkOutputDir(outputDir, { force: options.force, inputs: [input], marker: REPORT_JSON, what: 'report directory' });
+  await requireEncoder(bins.ffmpeg, 'libx265');
+  if (baseline === 'x264') await requireEncoder(bins.ffmpeg, 'libx264');
+  throwIfAborted(signal);
+  const info = await probeVideo(input, bins, signal);
+  const inputBytes = (await stat(input)).size;
+
+  let plan: Plan;
+  let analysisSeconds = 0;
+  if (typeof options.plan === 'string') plan = await readPlan(options.plan);
+  else if (options.plan) plan = validatePlan(options.plan);
+  else {
+    const started = performance.now();
+    plan = await analyzeProbed(info, analyzeResolved, bins, { signal, onProgress });
+    analysisSeconds = (performance.now() - started) / 1000;
+  }
+  if (plan.input.width !== info.width || plan.input.height !== info.height || plan.input.frameCount !== info.frameCount) {
+    throw new RoiError('PLAN_MISMATCH', `the plan is for a ${plan.input.width}x${plan.input.height} video of ${plan.input.frameCount} frames, but ${input} is ${info.width}x${info.height} with ${info.frameCount} frames`);
+  }
+
+  return writeDirAtomically(outputDir, async (dir) => {
+    await mkdir(join(dir, 'encodes'));
+    await writeFile(join(dir, 'plan.json'), planToJson(plan));
+    const modes: CompareMode[] = ['uniform', 'roi', ...(baseline === 'x264' ? (['x264'] as const) : [])];
+    const jobs: Job[] = crfs.flatMap((crf) => modes.map((mode) => ({ mode, crf, file: join('encodes', `${mode}-crf${crf}.mp4`) })));
+    const points: ReportPoint[] = [];
+    const perFrame: Record<string, (number | null)[]> = {};
+    const qualities = new Map<string, QualityResult>();
+    for (const [i, job] of jobs.entries()) {
+      const label = `${job.mode} crf ${job.crf} (${i + 1}/${jobs.length})`;
+      const withLabel: ProgressListener | undefined = onProgress && ((e) => onProgress({ ...e, label }));
+      const r = await encode(input, join(dir, job.file), {
+        ...options,
+        roi: job.mode === 'roi' ? 'faces' : 'none',
+        codec: job.mode === 'x264' ? 'x264' : 'x265',
+        plan: job.mode === 'roi' ? plan : undefined,
+        crf: job.crf,
+        preset,
+        strength,
+        force: false,
+        onProgress: withLabel,
+      });
+      const q = await measureQuality(input, join(dir, job.file), plan, bins, { signal, onProgress: withLabel });
+      qualities.set(job.file, q);
+      perFrame[job.file] = q.facePsnrPerFrame.map((v) => finiteOrNull(v, 2));
+      points.push({
+        mode: job.mode,
+        codec: job.mode === 'x264' ? 'h264' : 'hevc',
+        crf: job.crf,
+        file: job.file,
+        bytes: r.bytes,
+        bitrateKbps: Math.round(r.bitrateKbps * 100) / 100,
+        encodeSeconds: Math.round(r.encodeSeconds * 100) / 100,
+        psnr: finiteOrNull(q.psnr),
+        ssim: finiteOrNull(q.ssim, 6),
+        facePsnr: finiteOrNull(q.facePsnr),
+        faceSsim: finiteOrNull(q.faceSsim, 6),
+        backgroundPsnr: finiteOrNull(q.backgroundPsnr),
+        backgroundSsim: finiteOrNull(q.backgroundSsim, 6),
+      });
+    }
+
+    const bdOf = (anchor: CompareMode, test: CompareMode) => {
+      const curve = (mode: CompareMode, key: 'facePsnr' | 'psnr' | 'faceSsim') =>
+        points.filter((p) => p.mode === mode).map((p) => ({ rate: p.bitrateKbps, quality: qualities.get(p.file)![key] }));
+      return {
+        facePsnr: finiteOrNull(bdRate(curve(anchor, 'facePsnr'), curve(test, 'facePsnr')), 2),
+        psnr: finiteOrNull(bdRate(curve(anchor, 'psnr'), curve(test, 'psnr')), 2),
+        faceSsim: finiteOrNull(bdRate(curve(anchor, 'faceSsim'), curve(test, 'faceSsim')), 2),
+      };
+    };
+
+    const matched = matchedPair(points);
+    const frame = showcaseFrame(plan);
+    const images = await reportImages(input, dir, plan, frame, matched, bins, signal);
+    const report: Report = {
+      version: REPORT_VERSION,
+      generator: { name: 'roi-encoder', version: VERSION },
+      createdAt: new Date().toISOString(),
+      input: {
+        path: input,
+        width: info.width,
+        height: info.height,
+        rotation: info.rotation,
+        frameRate: Math.round(info.frameRate * 1e6) / 1e6,
+        frameCount: info.frameCount,
+        durationSeconds: Math.round(info.durationSeconds * 1e6) / 1e6,
+        bytes: inputBytes,
+      },
+      settings: {
+        crfs,
+        preset,
+        strength,
+        baseline: baseline === 'x264' ? 'x264' : null,
+        faceQpOffset: typeof plan.settings.faceQpOffset === 'number' ? plan.settings.faceQpOffset : null,
+        backgroundQpOffset: typeof plan.settings.backgroundQpOffset === 'number' ? plan.settings.backgroundQpOffset : null,
+      },
+      analysis: {
+        plan: 'plan.json',
+        seconds: Math.round(analysisSeconds * 100) / 100,
+        samples: plan.detections.length,
+        faceDetections: plan.detections.reduce((n, d) => n + d.faces.length, 0),
+        segments: plan.segments.length,
+      },
+      points,
+      bdRate: bdOf('uniform', 'roi'),
+      bdRateVsX264: baseline === 'x264' ? bdOf('x264', 'roi') : null,
+      matched: { uniform: matched.uniform.file, roi: matched.roi.file, frame },
+      perFrame: { time: Array.from(info.frameTimes, (t) => Math.round(t * 1e4) / 1e4), facePsnr: perFrame },
+      files: { html: 'index.html', json: REPORT_JSON, encodes: 'encodes' },
+    };
+    await writeFile(join(dir, REPORT_JSON), `${JSON.stringify(report, null, 2)}\n`);
+    await writeFile(join(dir, 'index.html'), await renderHtml(report, images, basename(input)));
+    return report;
+  });
+}
+
+/**
+ * The ROI and uniform encodes closest in bitrate (log ratio), preferring pairs where uniform spends
+ * at least as many bits as ROI so the side-by-side never flatters ROI.
+ */
+export function matchedPair(points: ReportPoint[]): { uniform: ReportPoint; roi: ReportPoint } {
+  const uniform = points.filter((p) => p.mode === 'uniform');
+  const roi = points.filter((p) => p.mode === 'roi');
+  let best: { uniform: ReportPoint; roi: ReportPoint; cost: number } | undefined;
+  for (const u of uniform) {
+    for (const r of roi) {
+      const cost = Math.abs(Math.log(u.bitrateKbps / r.bitrateKbps)) + (u.bitrateKbps < r.bitrateKbps ? 0.05 : 0);
+      if (!best || cost < best.cost) best = { uniform: u, roi: r, cost };
+    }
+  }
+  if (!best) throw new RoiError('NO_POINTS', 'a comparison needs uniform and ROI encodes');
+  return best;
+}
+
+/** The sample with the most (then the largest) faces nearest the middle of the video. */
+export function showcaseFrame(plan: Plan): number {
+  const mid = plan.input.frameCount / 2;
+  let best = { frame: Math.floor(mid), faces: 0, area: 0, distance: Infinity };
+  for (const d of plan.detections) {
+    const area = Math.max(0, ...d.faces.map((f) => f.w * f.h));
+    const distance = Math.abs(d.frame - mid);
+    if (d.faces.length > best.faces || (d.faces.length === best.faces && d.faces.length > 0 && (area > best.area * 1.2 || (area >= best.area / 1.2 && distance < best.distance)))) {
+      best = { frame: d.frame, faces: d.faces.length, area, distance };
+    }
+  }
+  return best.frame;
+}
+
+async function reportImages(
+  input: string,
+  dir: string,
+  plan: Plan,
+  frame: number,
+  matched: { uniform: ReportPoint; roi: ReportPoint },
+  bins: ReturnType<typeof resolveBinaries>,
+  signal?: AbortSignal,
+): Promise<ReportImages> {
+  const { width, height, rotation = 0 } = plan.input;
+  const source = await extractFrame(input, frame, width, height, bins, signal);
+  const uniform = await extractFrame(join(dir, matched.uniform.file), frame, width, height, bins, signal);
+  const roi = await extractFrame(join(dir, matched.roi.file), frame, width, height, bins, signal);
+  const masks = new FaceMasks(plan, width, height);
+  const faces = masks.facesAt(frame);
+  const segment = plan.segments.find((s) => s.startFrame <= frame && frame < s.endFrame) ?? plan.segments[0]!;
+  const heatmap = await heatmapImage(source, segment.regions, faces, rotation);
+  const crops: ReportImages['crops'] = [];
+  const cropSet = async (title: string, box: Box) => ({
+    title,
+    box,
+    source: await cropImage(source, box, rotation),
+    uniform: await cropImage(uniform, box, rotation),
+    roi: await cropImage(roi, box, rotation),
+  });
+  const largest = [...faces].sort((a, b) => b.w * b.h - a.w * a.h)[0];
+  if (largest) crops.push(await cropSet('Face', faceCrop(largest, width, height)));
+  // The largest background patch (up to 160 px) that fits beside the faces and their margins.
+  const avoid = [...faces, ...segment.regions.filter((r) => r.kind !== 'background')];
+  for (let side = Math.min(160, Math.floor(Math.min(width, height) / 2 / 16) * 16); side >= 32; side -= 16) {
+    const patch = texturedPatch(source, side, avoid);
+    if (patch) {
+      crops.push(await cropSet('Background', patch));
+      break;
+    }
+  }
+  return { heatmap, crops, frame };
+}

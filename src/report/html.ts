@@ -1,0 +1,118 @@
+import type { Box } from '../analysis/boxes.js';
+import { MODE_COLOURS, overTimeSpec, rateQualitySpec, renderSvg, type SeriesPoint } from './charts.js';
+import type { Report, ReportPoint } from './report-schema.js';
+
+/**
+ * index.html: one self-contained page (charts as inline SVG, pictures as data: URIs, no script, and
+ * a Content-Security-Policy that forbids any network fetch), readable offline and mailable.
+ */
+export interface ReportImages {
+  /** JPEG of the showcase frame with the plan drawn on it. */
+  heatmap: Buffer;
+  frame: number;
+  /** PNG crops at 2× of the same frame from the source and the matched encodes. */
+  crops: { title: string; box: Box; source: Buffer; uniform: Buffer; roi: Buffer }[];
+}
+
+const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+const dataUri = (mime: string, buf: Buffer) => `data:${mime};base64,${buf.toString('base64')}`;
+const fmt = (v: number | null, digits: number) => (v === null ? '–' : v.toFixed(digits));
+const MODE_NAMES: Record<string, string> = { uniform: 'uniform HEVC', roi: 'ROI HEVC', x264: 'uniform H.264' };
+const SERIES_COLOURS = Object.fromEntries(Object.entries(MODE_NAMES).map(([mode, name]) => [name, MODE_COLOURS[mode]!]));
+
+/** "38% smaller at the same face quality (PSNR)": a BD-rate in words. */
+export function bdSentence(bd: number | null, what: string): string {
+  if (bd === null) return `no shared quality range to compare ${what} (the curves do not overlap)`;
+  const pct = Math.abs(bd).toFixed(1);
+  if (Math.abs(bd) < 0.05) return `the same size at the same ${what}`;
+  return bd < 0 ? `${pct}% smaller at the same ${what}` : `${pct}% larger at the same ${what}`;
+}
+
+function series(points: ReportPoint[], key: 'facePsnr' | 'psnr' | 'faceSsim' | 'backgroundPsnr'): SeriesPoint[] {
+  return points.map((p) => ({ series: MODE_NAMES[p.mode]!, x: p.bitrateKbps, y: p[key] ?? NaN }));
+}
+
+export async function renderHtml(report: Report, images: ReportImages, name: string): Promise<string> {
+  const { points, input } = report;
+  const charts = await Promise.all([
+    renderSvg(rateQualitySpec('Face PSNR', 'face PSNR (dB)', series(points, 'facePsnr'), SERIES_COLOURS)),
+    renderSvg(rateQualitySpec('Face SSIM', 'face SSIM (luma)', series(points, 'faceSsim'), SERIES_COLOURS)),
+    renderSvg(rateQualitySpec('Full-frame PSNR', 'PSNR (dB)', series(points, 'psnr'), SERIES_COLOURS)),
+    renderSvg(rateQualitySpec('Background PSNR', 'background PSNR (dB)', series(points, 'backgroundPsnr'), SERIES_COLOURS)),
+  ]);
+  const uniform = points.find((p) => p.file === report.matched.uniform)!;
+  const roi = points.find((p) => p.file === report.matched.roi)!;
+  const overTime: SeriesPoint[] = [];
+  for (const p of [uniform, roi]) {
+    const values = report.perFrame.facePsnr[p.file] ?? [];
+    values.forEach((v, i) => overTime.push({ series: `${MODE_NAMES[p.mode]} crf ${p.crf}`, x: report.perFrame.time[i] ?? i, y: v ?? NaN }));
+  }
+  const hasFaces = overTime.some((p) => Number.isFinite(p.y));
+  const timeChart = hasFaces ? await renderSvg(overTimeSpec(`Face PSNR per frame, ${MODE_NAMES.uniform} ${uniform.bitrateKbps.toFixed(0)} kbit/s against ${MODE_NAMES.roi} ${roi.bitrateKbps.toFixed(0)} kbit/s`, 'face PSNR (dB)', overTime, SERIES_COLOURS)) : '';
+
+  const bd = report.bdRate;
+  const headline = [
+    `<li><strong>${esc(bdSentence(bd.facePsnr, 'face quality (PSNR)'))}</strong> than uniform HEVC</li>`,
+    `<li>${esc(bdSentence(bd.faceSsim, 'face quality (SSIM)'))} than uniform HEVC</li>`,
+    `<li>${esc(bdSentence(bd.psnr, 'full-frame PSNR'))} than uniform HEVC: the background pays for the faces</li>`,
+  ];
+  if (report.bdRateVsX264) headline.push(`<li>${esc(bdSentence(report.bdRateVsX264.facePsnr, 'face quality (PSNR)'))} than uniform H.264 (x264)</li>`);
+
+  const rows = points.map((p) => `<tr class="${p.mode}"><td>${MODE_NAMES[p.mode]}</td><td>${p.crf}</td><td>${(p.bytes / 1024).toFixed(1)}</td><td>${p.bitrateKbps.toFixed(1)}</td><td>${fmt(p.facePsnr, 2)}</td><td>${fmt(p.faceSsim, 4)}</td><td>${fmt(p.psnr, 2)}</td><td>${fmt(p.ssim, 4)}</td><td>${fmt(p.backgroundPsnr, 2)}</td><td>${p.encodeSeconds.toFixed(1)}</td><td><a href="${esc(p.file)}">${esc(p.file)}</a></td></tr>`);
+  const crops = images.crops.map((c) => `
+    <figure class="crops"><figcaption>${esc(c.title)} at 2× (frame ${images.frame}, ${c.box.w}×${c.box.h} px at ${c.box.x},${c.box.y})</figcaption>
+      <div class="row">
+        <div><img alt="source" src="${dataUri('image/png', c.source)}"><span>source</span></div>
+        <div><img alt="uniform" src="${dataUri('image/png', c.uniform)}"><span>${MODE_NAMES.uniform}, crf ${uniform.crf}, ${uniform.bitrateKbps.toFixed(0)} kbit/s</span></div>
+        <div><img alt="ROI" src="${dataUri('image/png', c.roi)}"><span>${MODE_NAMES.roi}, crf ${roi.crf}, ${roi.bitrateKbps.toFixed(0)} kbit/s</span></div>
+      </div></figure>`);
+
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'unsafe-inline'">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>roi-encoder report: ${esc(name)}</title>
+<style>
+body{font:15px/1.45 system-ui,sans-serif;margin:0 auto;max-width:1100px;padding:1.5em;color:#222}
+h1{font-size:1.5em;margin-bottom:.2em} h2{font-size:1.15em;margin-top:2em;border-bottom:1px solid #ddd}
+.meta{color:#666} .headline{font-size:1.1em} .charts{display:flex;flex-wrap:wrap;gap:1em}
+table{border-collapse:collapse;font-size:.9em} td,th{padding:.25em .6em;border-bottom:1px solid #eee;text-align:right} td:first-child,th:first-child,td:last-child{text-align:left}
+tr.roi td:first-child{color:${MODE_COLOURS.roi};font-weight:600} tr.x264 td:first-child{color:${MODE_COLOURS.x264}}
+.row{display:flex;flex-wrap:wrap;gap:1em;align-items:flex-start} .row div{display:flex;flex-direction:column;font-size:.85em;color:#444}
+.crops img{image-rendering:pixelated;border:1px solid #ccc} figure{margin:1em 0}
+.swatch{display:inline-block;width:1em;height:1em;vertical-align:middle;margin:0 .3em 0 1em;border:1px solid #999}
+.notes{font-size:.9em;color:#444}
+</style></head><body>
+<h1>ROI against uniform: ${esc(name)}</h1>
+<p class="meta">${input.width}×${input.height}${input.rotation ? ` (rotated ${input.rotation}°)` : ''}, ${input.frameCount} frames, ${input.durationSeconds.toFixed(2)} s at ${input.frameRate.toFixed(3)} fps · x265 preset ${esc(report.settings.preset)}, CRF ${report.settings.crfs.join(', ')} · face QP offset ${report.settings.faceQpOffset ?? '–'}, background ${report.settings.backgroundQpOffset ?? '–'}, strength ${report.settings.strength} · roi-encoder ${esc(report.generator.version)}, ${esc(report.createdAt)}</p>
+<h2>In short: ROI HEVC is</h2>
+<ul class="headline">${headline.join('\n')}</ul>
+<p class="notes">Each figure is a Bjøntegaard delta rate (BD-rate) over the encodes below. Faces were found in ${report.analysis.samples} sampled frames (${report.analysis.faceDetections} detections) in ${report.analysis.seconds.toFixed(1)} s; the plan has ${report.analysis.segments} segments (<a href="${esc(report.analysis.plan)}">plan.json</a>).</p>
+
+<h2>Rate and quality</h2>
+<div class="charts">${charts.map((svg) => `<div class="chart">${svg}</div>`).join('\n')}</div>
+
+<h2>Encodes</h2>
+<table><thead><tr><th>mode</th><th>CRF</th><th>KiB</th><th>kbit/s</th><th>face PSNR</th><th>face SSIM</th><th>PSNR</th><th>SSIM</th><th>background PSNR</th><th>encode s</th><th>file</th></tr></thead>
+<tbody>${rows.join('\n')}</tbody></table>
+
+<h2>Side by side, at matched bitrate</h2>
+<p class="notes">The same frame from the uniform and ROI encodes closest in bitrate (uniform never the cheaper of the two), enlarged 2× without smoothing.</p>
+${crops.join('\n') || '<p>No crops: the frame could not be cut.</p>'}
+
+<h2>Where the bits go</h2>
+<p class="notes">Frame ${images.frame} with the plan drawn on it:<span class="swatch" style="background:#ff2020"></span>more bits (face, negative QP offset)<span class="swatch" style="background:#ffb000"></span>salient region<span class="swatch" style="background:#2060ff"></span>fewer bits (background)<span class="swatch" style="border-color:#00ff00;border-width:2px"></span>detected face</p>
+<img alt="importance heatmap" style="max-width:100%" src="${dataUri('image/jpeg', images.heatmap)}">
+
+<h2>Face quality over time</h2>
+${hasFaces ? `<div class="chart">${timeChart}</div><p class="notes">Dips show frames where the face lost quality (fast motion, scene changes, keyframe cycles). Long videos are thinned to each interval's lowest value, so no dip is hidden.</p>` : '<p>No faces were found, so there is no face quality to follow.</p>'}
+
+<h2>How this was measured</h2>
+<div class="notes"><ul>
+<li>Every encode uses identical x265 settings (preset, CRF, aq-mode 2) except the ROI offsets; H.264 encodes, if present, use libx264 defaults at the same CRFs.</li>
+<li>PSNR and SSIM (full frame) are ffmpeg's psnr and ssim filters on YUV 4:2:0 ("average" and "All"). Face and background values are computed over the same decoded frames by roi-encoder: PSNR of the pooled squared error inside the face boxes of the nearest analysed frame, or outside every face and salient region (the feathered margins count as neither); SSIM on luma, 8×8 windows at 4-pixel steps as ffmpeg's filter, credited to face or background only when the window lies wholly inside it. A dash means not measurable (no face) or infinite (identical frames).</li>
+<li>BD-rate (Bjøntegaard, VCEG-M33): each curve's log10(bitrate) is fitted with a cubic polynomial in quality, both fits are integrated over the quality range the curves share, and the mean difference d is shown as (10^d − 1) × 100%. Negative means ROI needs fewer bits for the same quality.</li>
+</ul></div>
+</body></html>
+`;
+}

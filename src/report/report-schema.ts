@@ -1,0 +1,85 @@
+import { z } from 'zod';
+
+/**
+ * report.json: what `compare` measured, for machines and for diffing between versions. Quality
+ * values that are infinite (identical frames) or undefined (no face in the video) are null.
+ * Bitrates are kbit/s over the video's duration; BD-rates are percent, ROI against uniform: negative
+ * means ROI needs that much less bitrate for the same quality.
+ */
+export const REPORT_VERSION = 1;
+
+export const COMPARE_MODES = ['uniform', 'roi', 'x264'] as const;
+export type CompareMode = (typeof COMPARE_MODES)[number];
+
+const quality = z.number().nullable();
+
+export const reportPointSchema = z.object({
+  mode: z.enum(COMPARE_MODES),
+  codec: z.enum(['hevc', 'h264']),
+  crf: z.number().int().min(0).max(51),
+  /** Path relative to the report directory. */
+  file: z.string(),
+  bytes: z.number().int().positive(),
+  bitrateKbps: z.number().positive(),
+  encodeSeconds: z.number().nonnegative(),
+  psnr: quality,
+  ssim: quality,
+  facePsnr: quality,
+  faceSsim: quality,
+  backgroundPsnr: quality,
+  backgroundSsim: quality,
+});
+
+const bdSchema = z.object({ facePsnr: quality, psnr: quality, faceSsim: quality });
+
+export const reportSchema = z.object({
+  version: z.literal(REPORT_VERSION),
+  generator: z.object({ name: z.string(), version: z.string() }),
+  createdAt: z.string(),
+  input: z.object({
+    path: z.string(),
+    width: z.number().int().positive(),
+    height: z.number().int().positive(),
+    rotation: z.number().int(),
+    frameRate: z.number().positive(),
+    frameCount: z.number().int().positive(),
+    durationSeconds: z.number().positive(),
+    bytes: z.number().int().nonnegative(),
+  }),
+  settings: z.object({
+    crfs: z.array(z.number().int()),
+    preset: z.string(),
+    strength: z.number(),
+    baseline: z.enum(['x264']).nullable(),
+    faceQpOffset: z.number().nullable(),
+    backgroundQpOffset: z.number().nullable(),
+  }),
+  analysis: z.object({
+    /** plan.json in the report directory: the plan every ROI encode used. */
+    plan: z.string(),
+    seconds: z.number().nonnegative(),
+    samples: z.number().int().nonnegative(),
+    faceDetections: z.number().int().nonnegative(),
+    segments: z.number().int().positive(),
+  }),
+  points: z.array(reportPointSchema).min(2),
+  /** ROI against uniform HEVC. */
+  bdRate: bdSchema,
+  /** ROI HEVC against uniform H.264, with --baseline x264. */
+  bdRateVsX264: bdSchema.nullable(),
+  /** The ROI and uniform encodes closest in bitrate: the crops and the over-time chart use them. */
+  matched: z.object({ uniform: z.string(), roi: z.string(), frame: z.number().int().nonnegative() }),
+  /** Face PSNR of every frame (null where no face), per encode file. */
+  perFrame: z.object({ time: z.array(z.number()), facePsnr: z.record(z.string(), z.array(quality)) }),
+  files: z.object({ html: z.string(), json: z.string(), encodes: z.string() }),
+});
+
+export type Report = z.infer<typeof reportSchema>;
+export type ReportPoint = z.infer<typeof reportPointSchema>;
+
+/** JSON has no Infinity or NaN: both become null (the page shows ∞ or n/a). */
+export function finiteOrNull(value: number, digits = 4): number | null {
+  if (!Number.isFinite(value)) return null;
+  const f = 10 ** digits;
+  return Math.round(value * f) / f;
+}

@@ -1,0 +1,204 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { chromium, type Browser } from 'playwright-core';
+import { bdRate, measureQuality, reportSchema, type Plan, type Report } from '../src/index.js';
+import { resolveBinaries } from '../src/media/binaries.js';
+import { SsimPlane, newSsimSums } from '../src/report/ssim.js';
+import { cli, fixture, SAMPLE, workDir } from './helpers.js';
+
+const dir = workDir('report');
+const bins = resolveBinaries();
+
+/** A hand-made plan for a 128×96 clip with one face box, and no margins (face or background only). */
+function syntheticPlan(frames: number, face: { x: number; y: number; w: number; h: number }): Plan {
+  return {
+    version: 1,
+    input: { path: 'synthetic', width: 128, height: 96, rotation: 0, frameRate: 25, frameCount: frames, durationSeconds: frames / 25 },
+    settings: {},
+    detections: [{ frame: 0, time: 0, faces: [{ ...face, score: 1 }] }],
+    cuts: [],
+    segments: [{ startFrame: 0, endFrame: frames, regions: [{ x: 0, y: 0, w: 128, h: 96, qpOffset: 0, kind: 'background' }] }],
+    zones: [],
+  };
+}
+
+// Mid-grey texture with no sample near 0 or 255, so offsets below never clip. Lossless FFV1.
+const source = fixture(dir, 'source.mkv', (out) => ['-f', 'lavfi', '-i', 'testsrc2=size=128x96:rate=25:duration=0.4', '-vf', 'format=yuv420p,lutyuv=y=64+val/2:u=64+val/2:v=64+val/2', '-c:v', 'ffv1', out]);
+const FACE = { x: 32, y: 16, w: 48, h: 48 };
+
+describe('quality metrics on synthetic pairs with known answers', () => {
+  it('identical clips: PSNR is Infinity (null in JSON) and SSIM is 1, everywhere', async () => {
+    const q = await measureQuality(source, source, syntheticPlan(10, FACE), bins);
+    assert.equal(q.frames, 10);
+    assert.equal(q.psnr, Infinity);
+    assert.equal(q.facePsnr, Infinity);
+    assert.equal(q.backgroundPsnr, Infinity);
+    assert.equal(q.ssim, 1);
+    assert.equal(q.faceSsim, 1);
+    assert.equal(q.backgroundSsim, 1);
+  });
+
+  it('a known error gives the expected PSNR: every sample off by 4 is 10·log10(255²/16) dB', async () => {
+    const shifted = fixture(dir, 'shifted.mkv', (out) => ['-i', source, '-vf', 'lutyuv=y=val+4:u=val+4:v=val+4', '-c:v', 'ffv1', out]);
+    const q = await measureQuality(source, shifted, syntheticPlan(10, FACE), bins);
+    const expected = 10 * Math.log10((255 * 255) / 16);
+    assert.ok(Math.abs(q.psnr - expected) < 0.01, `PSNR ${q.psnr} expected ${expected}`);
+    assert.ok(Math.abs(q.facePsnr - expected) < 0.01, `face PSNR ${q.facePsnr}`);
+    assert.ok(Math.abs(q.backgroundPsnr - expected) < 0.01, `background PSNR ${q.backgroundPsnr}`);
+    assert.ok(Math.abs(q.check.psnr - expected) < 0.01, 'our own full-frame PSNR agrees');
+    // A constant shift leaves structure intact: SSIM drops only through the luminance term.
+    assert.ok(q.faceSsim < 1 && q.faceSsim > 0.99, `face SSIM ${q.faceSsim}`);
+  });
+
+  it('a degraded face lowers face PSNR and SSIM and leaves the background untouched', async () => {
+    const blurred = fixture(dir, 'face-blur.mkv', (out) => ['-i', source, '-filter_complex', `[0:v]split[a][b];[b]crop=${FACE.w}:${FACE.h}:${FACE.x}:${FACE.y},boxblur=4[f];[a][f]overlay=${FACE.x}:${FACE.y}`, '-c:v', 'ffv1', out]);
+    const q = await measureQuality(source, blurred, syntheticPlan(10, FACE), bins);
+    assert.equal(q.backgroundPsnr, Infinity, 'background pixels are unchanged');
+    assert.equal(q.backgroundSsim, 1);
+    assert.ok(q.facePsnr < 35, `face PSNR ${q.facePsnr}`);
+    assert.ok(q.faceSsim < 0.9, `face SSIM ${q.faceSsim}`);
+    assert.ok(q.facePsnrPerFrame.every((v) => Math.abs(v - q.facePsnr) < 3), 'every frame has the face');
+  });
+
+  it('our luma SSIM equals ffmpeg’s ssim filter on a real encode', async () => {
+    const encoded = fixture(dir, 'lossy.mp4', (out) => ['-i', source, '-c:v', 'libx264', '-crf', '35', out]);
+    const q = await measureQuality(source, encoded, syntheticPlan(10, FACE), bins);
+    assert.ok(q.check.ffmpegSsimY < 0.99, 'the encode is lossy enough to matter');
+    assert.ok(Math.abs(q.check.ssimY - q.check.ffmpegSsimY) < 5e-4, `ours ${q.check.ssimY} vs ffmpeg ${q.check.ffmpegSsimY}`);
+    assert.ok(Math.abs(q.check.psnr - q.psnr) < 0.01, `ours ${q.check.psnr} vs ffmpeg ${q.psnr}`);
+  });
+
+  it('SSIM windows are credited by class: a mask that splits the frame splits the windows', () => {
+    const w = 32, h = 16;
+    const a = new Uint8Array(w * h).map((_, i) => (i * 37) % 251);
+    const b = a.map((v, i) => (i % w < 16 ? v : 255 - v));
+    const mask = new Uint8Array(w * h).map((_, i) => (i % w < 16 ? 1 : 2));
+    const sums = newSsimSums(3);
+    const mean = new SsimPlane(w, h).accumulate(a, b, sums, mask);
+    // 7 × 3 windows at x = 0, 4, …, 24: three columns lie wholly left of x = 16, three wholly right,
+    // and the one at x = 12 straddles the boundary (class 0).
+    assert.deepEqual([...sums.count], [3, 9, 9]);
+    assert.ok(Math.abs(sums.sum[1]! / sums.count[1]! - 1) < 1e-12, 'windows wholly on the untouched half have SSIM 1');
+    assert.ok(sums.sum[2]! / sums.count[2]! < 0.5, 'inverted half has low SSIM');
+    assert.ok(Math.abs(mean - (sums.sum[0]! + sums.sum[1]! + sums.sum[2]!) / 21) < 1e-12);
+  });
+});
+
+describe('BD-rate', () => {
+  it('a curve 20% cheaper at every quality is −20%', () => {
+    const anchor = [30, 33, 36, 39].map((q, i) => ({ quality: q, rate: 100 * 1.6 ** i }));
+    const test = anchor.map((p) => ({ quality: p.quality, rate: p.rate * 0.8 }));
+    assert.ok(Math.abs(bdRate(anchor, test) + 20) < 1e-9);
+  });
+
+  it('matches a hand-computed integral over the shared quality range', () => {
+    // Anchor log10(rate) = q/10 on q ∈ [30, 40]; test = q/10 + (q − 35)²/100 on q ∈ [30, 42].
+    // Shared range [30, 40]: mean difference = (1/10)·∫(q − 35)²/100 dq = (1/10)·(250/3)/100 = 1/12,
+    // so BD-rate = (10^(1/12) − 1)·100 = 21.15%. Four points fit the quadratic exactly.
+    const anchor = [30, 33, 37, 40].map((q) => ({ quality: q, rate: 10 ** (q / 10) }));
+    const test = [30, 34, 38, 42].map((q) => ({ quality: q, rate: 10 ** (q / 10 + (q - 35) ** 2 / 100) }));
+    const expected = (10 ** (1 / 12) - 1) * 100;
+    assert.ok(Math.abs(bdRate(anchor, test) - expected) < 1e-6, `${bdRate(anchor, test)} vs ${expected}`);
+  });
+
+  it('is NaN when the curves share no quality range', () => {
+    assert.ok(Number.isNaN(bdRate([{ quality: 30, rate: 1 }, { quality: 31, rate: 2 }], [{ quality: 40, rate: 1 }, { quality: 41, rate: 2 }])));
+  });
+});
+
+describe('compare on a short sample (CLI, real encodes)', () => {
+  const short = fixture(dir, 'short.mp4', (out) => ['-i', SAMPLE, '-t', '2', '-c', 'copy', out]);
+  const out = join(dir, 'report');
+  let report: Report;
+  let browser: Browser;
+
+  before(async () => {
+    const r = cli(['compare', short, '-o', out, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const done = lines.at(-1)!;
+    assert.equal(done.type, 'done');
+    assert.ok(lines.some((l) => l.type === 'progress' && String(l.label).includes('roi crf')), 'progress names the encode');
+    report = reportSchema.parse(JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')));
+    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-default-apps', '--no-first-run'] });
+  });
+  after(async () => browser?.close());
+
+  it('writes a report.json that validates, with every encode on disk at its stated size', () => {
+    assert.deepEqual(report.settings.crfs, [22, 26, 30, 34]);
+    assert.equal(report.points.length, 8);
+    for (const p of report.points) {
+      assert.equal(statSync(join(out, p.file)).size, p.bytes, p.file);
+    }
+    assert.deepEqual(readdirSync(join(out, 'encodes')).sort(), report.points.map((p) => p.file.replace('encodes/', '')).sort());
+    assert.ok(existsSync(join(out, 'plan.json')));
+    assert.ok(!readdirSync(dir).some((f) => f.includes('.partial')), 'no temporary directory left');
+  });
+
+  it('full PSNR agrees with ffmpeg’s psnr filter run on its own', () => {
+    const p = report.points.find((x) => x.mode === 'roi' && x.crf === 30)!;
+    // ffmpeg prints the summary on stderr; spawnSync keeps it.
+    const { stderr } = spawnSync('ffmpeg', ['-hide_banner', '-nostats', '-i', join(out, p.file), '-i', short, '-lavfi', 'psnr', '-f', 'null', '-'], { encoding: 'utf8' });
+    const average = Number(/average:([\d.]+)/.exec(stderr)![1]);
+    assert.ok(Math.abs(average - p.psnr!) < 0.01, `report ${p.psnr} vs ffmpeg ${average}`);
+  });
+
+  it('measures what ROI is for: higher face PSNR at each CRF, lower background PSNR, a negative face BD-rate', () => {
+    for (const crf of report.settings.crfs) {
+      const u = report.points.find((p) => p.mode === 'uniform' && p.crf === crf)!;
+      const r = report.points.find((p) => p.mode === 'roi' && p.crf === crf)!;
+      assert.ok(r.facePsnr! > u.facePsnr!, `crf ${crf}: face ${r.facePsnr} vs ${u.facePsnr}`);
+      assert.ok(r.backgroundPsnr! < u.backgroundPsnr!, `crf ${crf}: background`);
+    }
+    assert.ok(report.bdRate.facePsnr! < -10, `face BD-rate ${report.bdRate.facePsnr}`);
+    assert.ok(report.bdRate.faceSsim! < 0, `face SSIM BD-rate ${report.bdRate.faceSsim}`);
+    const frames = report.perFrame.facePsnr[report.matched.roi]!;
+    assert.equal(frames.length, report.input.frameCount);
+  });
+
+  it('index.html renders offline in Chromium: charts drawn, pictures decoded, no console errors', async () => {
+    const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+    const errors: string[] = [];
+    const requests: string[] = [];
+    page.on('console', (m) => {
+      if (m.type() === 'error') errors.push(m.text());
+    });
+    page.on('pageerror', (e) => errors.push(e.message));
+    page.on('request', (r) => {
+      if (!r.url().startsWith('file:') && !r.url().startsWith('data:')) requests.push(r.url());
+    });
+    await page.goto(`file://${join(out, 'index.html')}`);
+    const charts = await page.$$eval('svg.marks', (svgs) => svgs.map((s) => ({ w: s.getBoundingClientRect().width, marks: s.querySelectorAll('path').length })));
+    assert.ok(charts.length >= 5, `${charts.length} charts`);
+    for (const c of charts) assert.ok(c.w > 100 && c.marks > 3, JSON.stringify(c));
+    const images = await page.$$eval('img', (imgs) => imgs.map((i) => (i as unknown as { naturalWidth: number }).naturalWidth));
+    assert.ok(images.length >= 7 && images.every((w) => w > 0), `images ${images}`);
+    const text = await page.textContent('body');
+    assert.match(text ?? '', /smaller at the same face quality \(PSNR\)/);
+    mkdirSync(join(dir, 'screenshots'), { recursive: true });
+    await page.screenshot({ path: join(dir, 'screenshots', 'report.png'), fullPage: true });
+    assert.ok(statSync(join(dir, 'screenshots', 'report.png')).size > 10_000);
+    assert.deepEqual(errors, []);
+    assert.deepEqual(requests, []);
+  });
+
+  it('refuses to overwrite the report without --force, and to replace a directory it did not write', () => {
+    const again = cli(['compare', short, '-o', out]);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /^roi-encode: .*already exists.*--force/);
+    const foreign = join(dir, 'foreign');
+    mkdirSync(foreign, { recursive: true });
+    writeFileSync(join(foreign, 'keep.txt'), 'mine');
+    const r = cli(['compare', short, '-o', foreign, '--force']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /refusing to replace/);
+    assert.equal(readFileSync(join(foreign, 'keep.txt'), 'utf8'), 'mine');
+    const bad = cli(['compare', short, '-o', join(dir, 'x'), '--crf', '22']);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /^roi-encode: Expected at least two different CRFs/);
+    assert.equal(bad.stderr.trim().split('\n').length, 1);
+  });
+});
