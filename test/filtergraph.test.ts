@@ -23,7 +23,7 @@ const times = (n: number, fps = 25) => Float64Array.from({ length: n }, (_, i) =
 describe('ROI filtergraph builder', () => {
   it('gives a single segment one addroi chain, in plan order, without split or concat', () => {
     const g = buildRoiFilterGraph(plan(640, 360, [{ startFrame: 0, endFrame: 50, regions: [face(96, 64, 128, 128, -6), face(64, 32, 192, 224, 0), background(640, 360, 6)] }]), { strength: 1, frameTimes: times(50), outputLabel: 'v' });
-    assert.equal(g, '[0:v:0]addroi=x=96:y=64:w=128:h=128:qoffset=-0.117647:clear=0,addroi=x=0:y=0:w=640:h=360:qoffset=0.117647:clear=0[v]');
+    assert.equal(g, '[0:v:0]addroi=x=96:y=64:w=128:h=128:qoffset=-0.117647:clear=0,addroi=x=64:y=32:w=192:h=224:qoffset=0:clear=0,addroi=x=0:y=0:w=640:h=360:qoffset=0.117647:clear=0[v]');
   });
 
   it('splits the timeline at segment boundaries with exact trims and restores timestamps', () => {
@@ -57,6 +57,16 @@ describe('ROI filtergraph builder', () => {
     assert.deepEqual(addroiChain([face(0, 0, 16, 16, -6)], 0, 64, 64), []);
     const g = buildRoiFilterGraph(plan(64, 64, [{ startFrame: 0, endFrame: 5, regions: [background(64, 64, 0)] }]), { strength: 1, frameTimes: times(5), outputLabel: 'v' });
     assert.equal(g, '[0:v:0]null[v]');
+  });
+
+  it('keeps a zero-offset region that shields blocks from a later one, and drops one that shields nothing', () => {
+    const margin = { ...face(16, 16, 32, 32, 0), importance: 0.4 };
+    assert.deepEqual(addroiChain([face(24, 24, 16, 16, -4), margin, background(64, 64, 4)], 1, 64, 64), [
+      'addroi=x=24:y=24:w=16:h=16:qoffset=-0.078431:clear=0',
+      'addroi=x=16:y=16:w=32:h=32:qoffset=0:clear=0',
+      'addroi=x=0:y=0:w=64:h=64:qoffset=0.078431:clear=0',
+    ]);
+    assert.deepEqual(addroiChain([face(24, 24, 16, 16, -4), margin], 1, 64, 64), ['addroi=x=24:y=24:w=16:h=16:qoffset=-0.078431:clear=0']);
   });
 
   it('turns zones into x265 zones with inclusive end frames', () => {

@@ -28,19 +28,24 @@ function num(v: number): string {
   return Number(v.toFixed(6)).toString();
 }
 
-/** One addroi per region, in plan order, clamped to the frame; regions with no effect are left out. */
+/**
+ * One addroi per region, in plan order, clamped to the frame. A region with a zero offset still
+ * matters when a later region with an offset overlaps it: listed first, it wins there and keeps those
+ * blocks at the base QP (a face margin inside a +4 background). Only zero regions that shield
+ * nothing are left out.
+ */
 export function addroiChain(regions: PlanRegion[], strength: number, width: number, height: number): string[] {
-  const filters: string[] = [];
-  for (const r of regions) {
-    const q = qoffsetFor(r.qpOffset, strength);
+  const clamped = regions.map((r) => {
     const x0 = Math.max(0, Math.min(width, Math.round(r.x)));
     const y0 = Math.max(0, Math.min(height, Math.round(r.y)));
     const x1 = Math.max(x0, Math.min(width, Math.round(r.x + r.w)));
     const y1 = Math.max(y0, Math.min(height, Math.round(r.y + r.h)));
-    if (q === 0 || x1 === x0 || y1 === y0) continue;
-    filters.push(`addroi=x=${x0}:y=${y0}:w=${x1 - x0}:h=${y1 - y0}:qoffset=${num(q)}:clear=0`);
-  }
-  return filters;
+    return { x0, y0, x1, y1, q: qoffsetFor(r.qpOffset, strength) };
+  }).filter((r) => r.x1 > r.x0 && r.y1 > r.y0);
+  const overlaps = (a: (typeof clamped)[number], b: (typeof clamped)[number]) => a.x0 < b.x1 && b.x0 < a.x1 && a.y0 < b.y1 && b.y0 < a.y1;
+  return clamped
+    .filter((r, i) => r.q !== 0 || clamped.slice(i + 1).some((later) => later.q !== 0 && overlaps(r, later)))
+    .map((r) => `addroi=x=${r.x0}:y=${r.y0}:w=${r.x1 - r.x0}:h=${r.y1 - r.y0}:qoffset=${num(r.q)}:clear=0`);
 }
 
 export function buildRoiFilterGraph(plan: Plan, options: GraphOptions): string {

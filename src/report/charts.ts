@@ -18,7 +18,8 @@ export const MODE_COLOURS: Record<string, string> = { uniform: '#7f7f7f', roi: '
 const FALLBACK = ['#2ca02c', '#9467bd', '#8c564b'];
 
 export async function renderSvg(spec: TopLevelSpec): Promise<string> {
-  const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' });
+  // Vega's own warnings would land on the CLI's stderr; real failures still throw.
+  const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none', logLevel: vega.Error });
   try {
     return await view.toSVG();
   } finally {
@@ -46,7 +47,7 @@ export function rateQualitySpec(title: string, yTitle: string, points: SeriesPoi
     data: { values: finite },
     mark: { type: 'line', point: { filled: true, size: 50 }, strokeWidth: 2 },
     encoding: {
-      x: { field: 'x', type: 'quantitative', title: 'bitrate (kbit/s)', scale: { type: 'log', nice: false, zero: false } },
+      x: { field: 'x', type: 'quantitative', title: 'bitrate (kbit/s)', scale: { type: 'log', nice: false } },
       y: { field: 'y', type: 'quantitative', title: yTitle, scale: { zero: false } },
       color: { field: 'series', type: 'nominal', title: null, scale: colourScale(series, colours), legend: { orient: 'bottom-right' } },
       order: { field: 'x', type: 'quantitative' },
