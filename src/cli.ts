@@ -43,10 +43,27 @@ const common = (y: Argv) =>
 
 const analysisOptions = (y: Argv) =>
   y
-    .option('roi', { type: 'string', default: 'faces', describe: 'What to prioritise: faces (encode also takes none: a uniform encode)' })
+    .option('roi', { type: 'string', default: 'faces', describe: 'What to prioritise: faces, saliency or faces,saliency (encode also takes none: a uniform encode)' })
     .option('sample-fps', { type: 'string', describe: 'Frames analysed per second of video (default 3)' })
     .option('min-score', { type: 'string', describe: 'Face confidence threshold 0–1' })
-    .option('min-face', { type: 'string', describe: 'Smallest face width to find, in pixels' });
+    .option('min-face', { type: 'string', describe: 'Smallest face width to find, in pixels' })
+    .option('face-detector', { type: 'string', describe: 'blazeface (default, fastest) or mediapipe-full' })
+    .option('saliency-model', { type: 'string', describe: 'Your own saliency ONNX model (NCHW [1,3,H,W] in, one-channel map out)' })
+    .option('saliency-normalization', { type: 'string', describe: 'Input normalisation for --saliency-model: imagenet (default), unit or signed' });
+
+/** The analysis options every command takes, from parsed arguments (validated by the library). */
+function analysisArgs(argv: Record<string, unknown>) {
+  return {
+    roi: argv.roi as string,
+    sampleFps: argv['sample-fps'] as number | undefined,
+    minScore: argv['min-score'] as number | undefined,
+    minFaceSize: argv['min-face'] as number | undefined,
+    faceDetector: argv['face-detector'] as string | undefined,
+    saliencyModel: argv['saliency-model'] as string | undefined,
+    saliencyNormalization: argv['saliency-normalization'] as string | undefined,
+    ffmpegPath: argv.ffmpeg as string | undefined,
+  };
+}
 
 async function runAnalyze(argv: Record<string, unknown>): Promise<void> {
   const json = Boolean(argv.json);
@@ -60,11 +77,7 @@ async function runAnalyze(argv: Record<string, unknown>): Promise<void> {
     if (debugVideo) await checkOutputPath(debugVideo, { force: Boolean(argv.force), inputs: [input], what: 'debug video' });
     const ffmpegPath = argv.ffmpeg as string | undefined;
     const plan = await analyze(input, {
-      roi: argv.roi as string,
-      sampleFps: argv['sample-fps'] as number | undefined,
-      minScore: argv['min-score'] as number | undefined,
-      minFaceSize: argv['min-face'] as number | undefined,
-      ffmpegPath,
+      ...analysisArgs(argv),
       signal,
       onProgress: display.listener,
     });
@@ -99,16 +112,12 @@ async function runEncode(argv: Record<string, unknown>): Promise<void> {
   try {
     if (!output) throw new RoiError('MISSING_OUTPUT', 'give an output file with -o, e.g. roi-encode in.mp4 -o out.mp4');
     const result = await encode(input, output, {
-      roi: argv.roi as string,
+      ...analysisArgs(argv),
       plan: argv.plan as string | undefined,
       crf: argv.crf as number | undefined,
       preset: argv.preset as string | undefined,
       strength: argv.strength as number | undefined,
       force: Boolean(argv.force),
-      sampleFps: argv['sample-fps'] as number | undefined,
-      minScore: argv['min-score'] as number | undefined,
-      minFaceSize: argv['min-face'] as number | undefined,
-      ffmpegPath: argv.ffmpeg as string | undefined,
       signal,
       onProgress: display.listener,
     });
@@ -144,17 +153,13 @@ async function runCompare(argv: Record<string, unknown>): Promise<void> {
   try {
     if (!output) throw new RoiError('MISSING_OUTPUT', 'give a report directory with -o, e.g. roi-encode compare in.mp4 -o report/');
     const report = await compare(input, output, {
-      roi: argv.roi as string,
+      ...analysisArgs(argv),
       plan: argv.plan as string | undefined,
       crfs: argv.crf as string | undefined,
       baseline: argv.baseline as string | undefined,
       preset: argv.preset as string | undefined,
       strength: argv.strength as number | undefined,
       force: Boolean(argv.force),
-      sampleFps: argv['sample-fps'] as number | undefined,
-      minScore: argv['min-score'] as number | undefined,
-      minFaceSize: argv['min-face'] as number | undefined,
-      ffmpegPath: argv.ffmpeg as string | undefined,
       signal,
       onProgress: display.listener,
     });

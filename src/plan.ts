@@ -49,6 +49,8 @@ export const planSchema = z.object({
     frame: nonNegInt,
     time: z.number(),
     faces: z.array(z.object({ ...box, score: z.number().min(0).max(1) })),
+    /** Salient regions found in this sample (with --roi saliency); score is the mean saliency 0–1. */
+    salient: z.array(z.object({ ...box, score: z.number().min(0).max(1) })).optional(),
   })),
   cuts: z.array(nonNegInt).optional(),
   segments: z.array(z.object({

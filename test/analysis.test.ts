@@ -159,7 +159,7 @@ describe('analyze CLI', () => {
       truncateSync(cut, 90_000);
       return [cut];
     }, /truncated/],
-    ['an unknown --roi kind', () => [SAMPLE, '--roi', 'cars'], /Expected one or more of faces for roi but received 'cars'/],
+    ['an unknown --roi kind', () => [SAMPLE, '--roi', 'cars'], /Expected one or more of faces, saliency for roi but received 'cars'/],
     ['a bad --sample-fps', () => [SAMPLE, '--sample-fps', 'abc'], /Expected number 0.1–240 for sampleFps but received 'abc'/],
   ];
   for (const [what, args, message] of bad) {

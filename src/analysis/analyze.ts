@@ -3,22 +3,39 @@ import { resolveBinaries, type BinaryOptions } from '../media/binaries.js';
 import { probeVideo, type VideoInfo } from '../media/probe.js';
 import { PLAN_VERSION, type Plan } from '../plan.js';
 import { ProgressMeter, type ProgressListener } from '../progress.js';
-import { expectInteger, expectNumber, invalid } from '../validate.js';
+import { expectInteger, expectNumber, expectOneOf, invalid } from '../validate.js';
 import { VERSION } from '../version.js';
 import type { ScoredBox } from './boxes.js';
 import { BLAZEFACE_MODELS } from './blazeface.js';
 import { FaceDetector, MODEL_MIN_FACE } from './face-detector.js';
 import { planSampling, sampleFrames } from './frames.js';
-import { buildSegments } from './importance.js';
+import { buildSegments, type FrameRegion } from './importance.js';
+import { MediaPipeFullDetector } from './mediapipe-detector.js';
+import { SaliencyModel, salientBoxes } from './saliency.js';
 import { displayToCoded } from './orientation.js';
 import { interpolateTracks, trackFaces, type Sample } from './tracker.js';
 
-export const ROI_KINDS = ['faces'] as const;
+export const ROI_KINDS = ['faces', 'saliency'] as const;
 export type RoiKind = (typeof ROI_KINDS)[number];
+export const FACE_DETECTORS = ['blazeface', 'mediapipe-full'] as const;
+export type FaceDetectorName = (typeof FACE_DETECTORS)[number];
+/** Salient-object track ids start here, so they never collide with face track ids in a plan. */
+const SALIENT_TRACK_BASE = 1000;
 
 export interface AnalyzeOptions extends BinaryOptions {
-  /** What to look for. Default ['faces']. */
+  /** What to look for: 'faces', 'saliency' or both ('faces,saliency'). Default ['faces']. */
   roi?: RoiKind | RoiKind[] | string;
+  /**
+   * 'blazeface' (default): BlazeFace on ONNX, multi-scale with verification. 'mediapipe-full':
+   * MediaPipe's full-range detector on TensorFlow.js (wasm), slower; see README for the numbers.
+   */
+  faceDetector?: FaceDetectorName | string;
+  /** A saliency ONNX model of your own (NCHW float [1,3,H,W] in, one-channel map out) instead of the built-in one. */
+  saliencyModel?: string;
+  /** Input normalisation for saliencyModel: 'imagenet' (default), 'unit' (0–1) or 'signed' (−1–1). */
+  saliencyNormalization?: 'imagenet' | 'unit' | 'signed' | string;
+  /** QP offset of salient regions. */
+  saliencyQpOffset?: number;
   /** Frames analysed per second of video. */
   sampleFps?: number;
   /** Minimum face confidence 0–1. */
@@ -45,6 +62,9 @@ export const ANALYZE_DEFAULTS = {
   // −6/+6 gains only 2 more points on the face for +67% on the full frame.
   faceQpOffset: -4,
   backgroundQpOffset: 4,
+  // Salient objects get the base quality: spared the background's +4, without taking the faces' bits.
+  saliencyQpOffset: 0,
+  faceDetector: 'blazeface' as FaceDetectorName,
   sceneThreshold: 10,
   maxMissedSamples: 2,
   minHits: 2,
@@ -56,6 +76,8 @@ export const ANALYZE_DEFAULTS = {
 export interface AnalyzeSettings {
   roi: RoiKind[];
   detector: string;
+  saliencyModel?: string;
+  saliencyQpOffset?: number;
   sampleFps: number;
   sampleStep: number;
   minFaceSize: number;
@@ -94,7 +116,18 @@ export function resolveAnalyzeOptions(options: AnalyzeOptions) {
     faceQpOffset: expectNumber('faceQpOffset', options.faceQpOffset ?? d.faceQpOffset, -51, 51),
     backgroundQpOffset: expectNumber('backgroundQpOffset', options.backgroundQpOffset ?? d.backgroundQpOffset, -51, 51),
     sceneThreshold: expectNumber('sceneThreshold', options.sceneThreshold ?? d.sceneThreshold, 0, 100),
+    faceDetector: expectOneOf('faceDetector', options.faceDetector ?? d.faceDetector, FACE_DETECTORS),
+    saliencyModel: options.saliencyModel === undefined ? undefined : String(options.saliencyModel),
+    saliencyNormalization: expectOneOf('saliencyNormalization', options.saliencyNormalization ?? 'imagenet', ['imagenet', 'unit', 'signed'] as const),
+    saliencyQpOffset: expectNumber('saliencyQpOffset', options.saliencyQpOffset ?? d.saliencyQpOffset, -51, 51),
   };
+}
+
+/** Options that only make sense with saliency must not be silently ignored. */
+function checkCombination(resolved: ReturnType<typeof resolveAnalyzeOptions>): void {
+  if (resolved.saliencyModel !== undefined && !resolved.roi.includes('saliency')) {
+    throw new RoiError('INVALID_OPTION', `a saliency model was given but roi is '${resolved.roi.join(',')}'; add saliency, e.g. --roi faces,saliency`);
+  }
 }
 
 /**
@@ -103,6 +136,7 @@ export function resolveAnalyzeOptions(options: AnalyzeOptions) {
  */
 export async function analyze(input: string, options: AnalyzeOptions = {}): Promise<Plan> {
   const resolved = resolveAnalyzeOptions(options);
+  checkCombination(resolved);
   const bins = resolveBinaries(options);
   throwIfAborted(options.signal);
   const info = await probeVideo(input, bins, options.signal);
@@ -117,40 +151,59 @@ export async function analyzeProbed(
   options: Pick<AnalyzeOptions, 'signal' | 'onProgress'>,
 ): Promise<Plan> {
   const d = ANALYZE_DEFAULTS;
+  checkCombination(resolved);
+  const wantFaces = resolved.roi.includes('faces');
+  const wantSaliency = resolved.roi.includes('saliency');
   // Frames are decoded at the scale where the smallest wanted face is just big enough for the model;
   // tiles run only when the letterboxed whole frame would shrink such a face below that size.
   const longSide = Math.max(info.width, info.height);
   const scale = Math.min(1, MODEL_MIN_FACE / resolved.minFaceSize);
-  const tiles = (MODEL_MIN_FACE * longSide) / BLAZEFACE_MODELS.back.side > resolved.minFaceSize;
+  const tiles = wantFaces && (MODEL_MIN_FACE * longSide) / BLAZEFACE_MODELS.back.side > resolved.minFaceSize;
   const sampling = planSampling(info, resolved.sampleFps, tiles ? scale : Math.min(1, (2 * BLAZEFACE_MODELS.back.side) / longSide));
-  const detector = await FaceDetector.create({ minScore: resolved.minScore, proposalScore: Math.min(d.proposalScore, resolved.minScore) });
+  const proposalScore = Math.min(d.proposalScore, resolved.minScore);
+  const detect = !wantFaces
+    ? undefined
+    : resolved.faceDetector === 'mediapipe-full'
+      ? await MediaPipeFullDetector.create({ minScore: resolved.minScore, minFaceSize: resolved.minFaceSize * (sampling.width / (info.rotation % 180 === 0 ? info.width : info.height)) }).then((m) => (rgb: Uint8Array, w: number, h: number) => m.detect(rgb, w, h))
+      : await FaceDetector.create({ minScore: resolved.minScore, proposalScore }).then((m) => (rgb: Uint8Array, w: number, h: number) => m.detect(rgb, w, h, tiles));
+  const saliency = wantSaliency
+    ? await SaliencyModel.create(resolved.saliencyModel === undefined ? {} : { modelPath: resolved.saliencyModel, normalization: resolved.saliencyNormalization })
+    : undefined;
   const meter = new ProgressMeter('analyze', info.frameCount, options.onProgress);
   const sx = (info.rotation % 180 === 0 ? info.width : info.height) / sampling.width;
   const sy = (info.rotation % 180 === 0 ? info.height : info.width) / sampling.height;
+  const toCoded = (f: ScoredBox): ScoredBox => {
+    const coded = displayToCoded({ x: f.x * sx, y: f.y * sy, w: f.w * sx, h: f.h * sy }, info.rotation, info.width, info.height);
+    return { ...roundBox(coded, info.width, info.height), score: Math.round(f.score * 1000) / 1000 };
+  };
 
-  const samples: (Sample & { time: number })[] = [];
+  const samples: (Sample & { time: number; salient: ScoredBox[] })[] = [];
   const cuts = await sampleFrames(info, sampling, bins, {
     signal: options.signal,
     sceneThreshold: resolved.sceneThreshold,
     onFrame: async (frame) => {
-      const found = await detector.detect(frame.rgb, frame.width, frame.height, tiles);
-      const faces: ScoredBox[] = found.map((f) => {
-        const coded = displayToCoded({ x: f.x * sx, y: f.y * sy, w: f.w * sx, h: f.h * sy }, info.rotation, info.width, info.height);
-        return { ...roundBox(coded, info.width, info.height), score: Math.round(f.score * 1000) / 1000 };
-      });
-      samples.push({ frame: frame.index, time: frame.time, faces });
+      const faces = detect ? (await detect(frame.rgb, frame.width, frame.height)).map(toCoded) : [];
+      const salient = saliency ? salientBoxes(await saliency.map(frame.rgb, frame.width, frame.height), frame.width, frame.height).map(toCoded) : [];
+      samples.push({ frame: frame.index, time: frame.time, faces, salient });
       meter.update(Math.min(info.frameCount, frame.index + sampling.step));
     },
   });
   if (samples.length === 0) throw new RoiError('INPUT_UNREADABLE', `no frames could be decoded from ${info.path}`);
 
-  const tracks = trackFaces(samples, cuts, { maxMissedSamples: d.maxMissedSamples, minHits: d.minHits, singleHitScore: d.singleHitScore });
-  const perFrame = interpolateTracks(tracks, { frameCount: info.frameCount, step: sampling.step, cuts, width: info.width, height: info.height });
+  const trackerOptions = { maxMissedSamples: d.maxMissedSamples, minHits: d.minHits, singleHitScore: d.singleHitScore };
+  const interpolation = { frameCount: info.frameCount, step: sampling.step, cuts, width: info.width, height: info.height };
+  const perFrame: FrameRegion[][] = interpolateTracks(trackFaces(samples, cuts, trackerOptions), interpolation);
+  if (saliency) {
+    // Salient objects are tracked like faces, so their regions move and persist as smoothly.
+    const salientTracks = trackFaces(samples.map((s) => ({ frame: s.frame, faces: s.salient })), cuts, { ...trackerOptions, singleHitScore: 2 });
+    const salientFrames = interpolateTracks(salientTracks.map((t) => ({ ...t, id: t.id + SALIENT_TRACK_BASE })), interpolation);
+    salientFrames.forEach((list, f) => perFrame[f]!.push(...list.map((b) => ({ ...b, kind: 'saliency' as const }))));
+  }
   const maxSegmentFrames = Math.max(1, Math.round(d.maxSegmentSeconds * info.frameRate));
   const segments = buildSegments(perFrame, {
     width: info.width,
     height: info.height,
-    qp: { face: resolved.faceQpOffset, background: resolved.backgroundQpOffset },
+    qp: { face: resolved.faceQpOffset, background: resolved.backgroundQpOffset, saliency: resolved.saliencyQpOffset },
     cuts,
     maxGrowth: d.maxSegmentGrowth,
     maxFrames: maxSegmentFrames,
@@ -158,7 +211,8 @@ export async function analyzeProbed(
 
   const settings: AnalyzeSettings = {
     roi: resolved.roi,
-    detector: 'blazeface-multiscale-verified',
+    detector: !wantFaces ? 'none' : resolved.faceDetector === 'mediapipe-full' ? 'mediapipe-full-verified' : 'blazeface-multiscale-verified',
+    ...(saliency ? { saliencyModel: saliency.name, saliencyQpOffset: resolved.saliencyQpOffset } : {}),
     sampleFps: resolved.sampleFps,
     sampleStep: sampling.step,
     minFaceSize: resolved.minFaceSize,
@@ -166,7 +220,7 @@ export async function analyzeProbed(
     analysisWidth: sampling.width,
     analysisHeight: sampling.height,
     minScore: resolved.minScore,
-    proposalScore: Math.min(d.proposalScore, resolved.minScore),
+    proposalScore,
     faceQpOffset: resolved.faceQpOffset,
     backgroundQpOffset: resolved.backgroundQpOffset,
     sceneThreshold: resolved.sceneThreshold,
@@ -189,7 +243,7 @@ export async function analyzeProbed(
       durationSeconds: Math.round(info.durationSeconds * 1e6) / 1e6,
     },
     settings: { ...settings },
-    detections: samples.map((s) => ({ frame: s.frame, time: Math.round(s.time * 1e6) / 1e6, faces: s.faces })),
+    detections: samples.map((s) => ({ frame: s.frame, time: Math.round(s.time * 1e6) / 1e6, faces: s.faces, ...(saliency ? { salient: s.salient } : {}) })),
     cuts,
     segments,
     zones: [],

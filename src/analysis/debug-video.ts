@@ -8,7 +8,8 @@ import type { Plan, RegionKind } from '../plan.js';
 /**
  * A video a person can check the analysis against: each segment's regions filled in a translucent
  * colour whose strength follows their importance (a heatmap on the block grid), and the raw
- * detections outlined from each sample until the next.
+ * detections outlined from each sample until the next (faces lime, salient regions yellow; salient
+ * regions of the plan are cyan, faces red).
  */
 const KIND_COLOUR: Record<RegionKind, string> = { face: 'red', saliency: 'cyan', background: 'black' };
 
@@ -27,6 +28,9 @@ export function debugFilter(plan: Plan): string {
     const end = (plan.detections[i + 1]?.frame ?? plan.input.frameCount) - 1;
     for (const f of d.faces) {
       filters.push(`drawbox=x=${f.x}:y=${f.y}:w=${f.w}:h=${f.h}:color=lime@0.9:t=2:enable='between(n\\,${d.frame}\\,${end})'`);
+    }
+    for (const f of d.salient ?? []) {
+      filters.push(`drawbox=x=${f.x}:y=${f.y}:w=${f.w}:h=${f.h}:color=yellow@0.9:t=2:enable='between(n\\,${d.frame}\\,${end})'`);
     }
   });
   filters.push('format=yuv420p');

