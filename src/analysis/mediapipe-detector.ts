@@ -21,22 +21,27 @@ import { MODELS_DIR } from './onnx.js';
  * The model is decoded here rather than through @tensorflow-models/face-detection: that package
  * fixes the score threshold at 0.6, returns boxes without scores, runs one image per call and
  * downscales without averaging. The decoding below is its FaceDetectionFullRange graph (48x48
- * anchors of stride 4, sigmoid of the clipped logit, box = anchor + offset / 192) and gives the
- * same boxes, to the pixel, on samples/talking-head.mp4.
+ * anchors of stride 4, sigmoid of the clipped logit, box = anchor + offset / 192); on a
+ * talking-head frame its strongest box and score match the package's within 0.2 px and 0.005.
  *
- * The model finds faces down to about MODEL_MIN_FACE px of its 192 px input. Each frame gets:
- *  - the whole frame, letterboxed: faces from MODEL_MIN_FACE * longSide / 192 px up;
- *  - if that misses faces of `minFaceSize`, overlapping square tiles sized so that such a face is
- *    MODEL_MIN_FACE px in the model, and bigger tiles until the whole frame takes over (at most a
- *    few levels, each ~4.9 times the last). Tile detections touching an inner tile edge are dropped.
- * All windows of a pass run as one batch. Candidates are merged by weighted NMS and each is then
- * verified by the same model on a window VERIFY_CONTEXT times its size, so the face is ~38 px of
- * the input: on the dev composite (20 frames) real faces 30–100 px wide verify at 0.82–0.95 while
- * the best street texture verifies at 0.49 (first-pass scores: faces 0.41–0.96, texture up to 0.63).
+ * The model finds faces down to about MEDIAPIPE_MIN_FACE px of its 192 px input. Each frame gets:
+ *  - the whole frame, letterboxed: faces from MEDIAPIPE_MIN_FACE * longSide / 192 px up;
+ *  - if that misses faces of `minFaceSize`, overlapping square tiles sized so that such a face
+ *    is MEDIAPIPE_MIN_FACE px in the model, and bigger tiles until the whole frame takes over
+ *    (each level ~4.9 times the last; one level at 1280x720). Tile detections touching an inner
+ *    edge are dropped.
+ * Windows run in batches. Candidates are merged by weighted NMS, then verified by the same model
+ * on windows VERIFY_CONTEXTS times their size (the face ~38 and ~24 px of the input): first-pass
+ * scores overlap (smallest dev-composite face 0.41–0.73, street texture up to 0.63), verified ones
+ * do not (see VERIFY_CONTEXTS).
  *
- * Backend: wasm (SIMD, one thread in Node), loaded from the package's own files. Measured on this
- * machine (2 cores, loaded), one 192 px window: wasm 22–40 ms, cpu 650–720 ms; per frame see
- * MEASURED_MS. The cpu backend is only a fallback when WebAssembly cannot start.
+ * Backend: wasm (SIMD; one thread, tfjs has no threads in Node), loaded from the installed
+ * package's files. Measured on a 2-core machine busy with other work, median (best) ms per frame
+ * at the default minFaceSize, verification included:
+ *   wasm: 400x300 (1 window + 2 verifying) 85 (60);  1280x720 (16 + ~9 verifying) 450 (405)
+ *   cpu:  400x300 1980 (1980);                       1280x720 15450 (15130)
+ * i.e. ~18 ms per 192 px window on wasm against 650–720 ms on cpu: wasm is ~30 times faster, and
+ * cpu is only the fallback for when WebAssembly cannot start.
  */
 
 /** The model's JSON file; its weights manifest names `facemesh-detection-full.bin` beside it. */
@@ -63,16 +68,17 @@ const GRID = 48;
 /** Values per anchor in output `Identity:0` (the face head): logit, box (4), 6 keypoints (12). */
 const VALUES = 17;
 /** The smallest face, in model-input pixels, found reliably (dev composite: 12.9 px → 0.86–0.91, 9 px → mostly missed). */
-export const MODEL_MIN_FACE = 13;
+export const MEDIAPIPE_MIN_FACE = 13;
 /** Tiles overlap by this share of their side; faces up to this share of a tile are whole in one. */
 const TILE_OVERLAP = 1 / 3;
 /** First-pass score for a candidate to be verified. */
 const PROPOSAL_SCORE = 0.3;
 /**
  * Verification looks at windows these many times the candidate's size, centred on it, and averages
- * the scores. Over the 200 dev-composite frames one context (5) left texture at up to 0.75 and the
- * smallest face as low as 0.74; the mean of 5 and 8 keeps texture at 0.39 or less and every face at
- * 0.78 or more (5 and 7: 0.43 / 0.77; 3, 4, 6, 7 or 8 alone: texture up to 0.59–0.71).
+ * the scores. Over the 200 dev-composite frames one context (5) left street texture at up to 0.75
+ * and the smallest face as low as 0.74; the mean of 5 and 8 keeps texture at 0.39 or less and every
+ * face at 0.78 or more (5 and 7: 0.43 / 0.77; on 46 of the frames, 3, 4, 6, 7 or 8 alone let
+ * texture reach 0.52–0.71).
  */
 export const VERIFY_CONTEXTS = [5, 8] as const;
 /** At most this many candidates a frame are verified, strongest first. */
@@ -92,7 +98,7 @@ let backend: Promise<string> | undefined;
  * uncaughtException/unhandledRejection listeners that rethrow; they are removed again so loading
  * the model does not change how the host process handles errors.
  */
-export function tfjsBackend(): Promise<string> {
+function tfjsBackend(): Promise<string> {
   backend ??= (async () => {
     const dist = dirname(require.resolve('@tensorflow/tfjs-backend-wasm'));
     setWasmPaths({
@@ -168,15 +174,15 @@ function loadModel(path: string): Promise<GraphModel> {
 
 /**
  * The windows one frame is looked at through: the letterboxed whole frame first, then tile levels
- * from the smallest (where a `minFaceSize` face is MODEL_MIN_FACE px of the input) up.
+ * from the smallest (where a `minFaceSize` face is MEDIAPIPE_MIN_FACE px of the input) up.
  */
 export function pyramidWindows(width: number, height: number, minFaceSize: number): Window[] {
   const whole = wholeFrameWindow(width, height);
   const windows: Window[] = [whole];
-  // Smallest face not yet covered; the whole frame covers from MODEL_MIN_FACE * size / INPUT up.
+  // Smallest face not yet covered; the whole frame covers from MEDIAPIPE_MIN_FACE * size / INPUT up.
   let need = minFaceSize;
-  while (need < (MODEL_MIN_FACE * whole.size) / INPUT) {
-    const side = Math.round((need * INPUT) / MODEL_MIN_FACE);
+  while (need < (MEDIAPIPE_MIN_FACE * whole.size) / INPUT) {
+    const side = Math.round((need * INPUT) / MEDIAPIPE_MIN_FACE);
     // A tile nearly as big as the frame sees what the whole frame sees.
     if (side * 1.25 >= whole.size) break;
     for (const y of stepsAlong(height, side)) for (const x of stepsAlong(width, side)) windows.push({ x, y, size: side });
@@ -223,7 +229,7 @@ export class MediaPipeFullDetector {
   /** Loads the model (once per process and file) on the wasm backend. */
   static async create(options: MediaPipeDetectorOptions): Promise<MediaPipeFullDetector> {
     expectNumber('minScore', options.minScore, 0.01, 0.999);
-    if (options.minFaceSize !== undefined) expectNumber('minFaceSize', options.minFaceSize, 4, 100000);
+    if (options.minFaceSize !== undefined) expectNumber('minFaceSize', options.minFaceSize, 8, 100000);
     const model = await loadModel(options.model ?? MEDIAPIPE_FULL_MODEL);
     return new MediaPipeFullDetector(model, options);
   }
