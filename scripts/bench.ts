@@ -31,6 +31,8 @@ interface Clip {
   faces: (t: number) => [number, number, number][];
   /** Run compare and the rate-quality variants (not for the no-people clip). */
   rateQuality: boolean;
+  /** Names of the expected faces, in the order `faces` lists them, for recall per face. */
+  faceNames?: string[];
 }
 
 const clips: Clip[] = [];
@@ -43,6 +45,7 @@ if (existsSync(join(media, 'make-dev-composite.sh'))) {
     name: 'dev-composite',
     file,
     rateQuality: true,
+    faceNames: ['~90 px', '~50 px', '~30 px'],
     faces: (t) => [
       { x: 80 + 40 * t, y: 300, w: 360, h: 270, flip: false },
       { x: 1000 - 60 * t, y: 80 + 12 * t, w: 200, h: 150, flip: true },
@@ -62,15 +65,20 @@ async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
   return [v, (performance.now() - t) / 1000];
 }
 
+/** Share of samples in which each expected face was found, overall and per named face; detections matching no face. */
 function recall(clip: Clip, plan: Plan) {
   let expected = 0, hit = 0, falsePositives = 0;
+  const hitsPerFace = new Array<number>(clip.faceNames?.length ?? 0).fill(0);
   for (const d of plan.detections) {
     const want = clip.faces(d.time);
+    const found = want.map(([x, y, tol]) => d.faces.some((f) => near(centre(f), [x, y], Math.max(tol, f.w * 0.5))));
     expected += want.length;
-    hit += want.filter(([x, y, tol]) => d.faces.some((f) => near(centre(f), [x, y], Math.max(tol, f.w * 0.5)))).length;
+    hit += found.filter(Boolean).length;
+    found.forEach((ok, i) => (hitsPerFace[i] = (hitsPerFace[i] ?? 0) + (ok ? 1 : 0)));
     falsePositives += d.faces.filter((f) => !want.some(([x, y, tol]) => near(centre(f), [x, y], Math.max(tol, f.w * 0.5)))).length;
   }
-  return { recall: expected ? round(hit / expected, 3) : null, falsePositivesPerSample: round(falsePositives / plan.detections.length, 3) };
+  const perFace = Object.fromEntries((clip.faceNames ?? []).map((name, i) => [`recall ${name}`, round(hitsPerFace[i]! / plan.detections.length, 3)]));
+  return { recall: expected ? round(hit / expected, 3) : null, ...perFace, 'FP/sample': round(falsePositives / plan.detections.length, 3) };
 }
 
 /** One box around every face detection of the clip, at the plan's offsets: the hand-placed alternative to tracking. */

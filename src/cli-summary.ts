@@ -4,7 +4,7 @@ import type { Report } from './report/report-schema.js';
 export function summaryTable(report: Report): string {
   const cell = (v: number | null, d: number) => (v === null ? '–' : v.toFixed(d));
   const head = ['mode', 'crf', 'kbit/s', 'face PSNR', 'face SSIM', 'PSNR', 'bg PSNR'];
-  const rows = report.points.map((p) => [p.mode, String(p.crf), p.bitrateKbps.toFixed(1), cell(p.facePsnr, 2), cell(p.faceSsim, 4), cell(p.psnr, 2), cell(p.backgroundPsnr, 2)]);
+  const rows = report.points.map((p) => [p.matching ? `${p.mode} (matched)` : p.mode, String(p.crf), p.bitrateKbps.toFixed(1), cell(p.facePsnr, 2), cell(p.faceSsim, 4), cell(p.psnr, 2), cell(p.backgroundPsnr, 2)]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   const bd = report.bdRate;

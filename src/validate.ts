@@ -1,6 +1,6 @@
 import { RoiError } from './errors.js';
 
-/** Option validation in the style of sharp: "Expected integer 0–51 for crf but received 'abc'". */
+/** Option validation in the style of sharp: "Expected number 0–51 for crf but received 'abc'". */
 
 function show(value: unknown): string {
   if (typeof value === 'string') return `'${value}'`;

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync, copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { analyze, encode, measureQuality } from '../src/index.js';
 import { buildEncodeArgs } from '../src/encode/argv.js';
 import { resolveBinaries } from '../src/media/binaries.js';
-import { cli, ffprobeJson, fixture, frameTimes, MEDIA, SAMPLE, workDir } from './helpers.js';
+import { CLI, cli, ffprobeJson, fixture, frameTimes, MEDIA, ROOT, SAMPLE, workDir } from './helpers.js';
 
 const dir = workDir('encode');
 const bins = resolveBinaries();
@@ -128,7 +128,7 @@ describe('encode CLI and bad input', () => {
       writeFileSync(p, r.stdout);
       return [SAMPLE, '-o', join(dir, 'other-out.mp4'), '--plan', p];
     }, /plan .* is for a 320x240 video of 25 frames, but .* is 400x300 with 252 frames/],
-    ['a bad --crf', () => [SAMPLE, '-o', join(dir, 'crf.mp4'), '--crf', '60'], /Expected integer 0–51 for crf but received '60'/],
+    ['a bad --crf', () => [SAMPLE, '-o', join(dir, 'crf.mp4'), '--crf', '60'], /Expected number 0–51 for crf but received '60'/],
     ['an unknown preset', () => [SAMPLE, '-o', join(dir, 'preset.mp4'), '--preset', 'fastest'], /Expected one of ultrafast.* for preset but received 'fastest'/],
   ];
   for (const [what, args, message, keep] of cases) {
@@ -148,6 +148,31 @@ describe('encode CLI and bad input', () => {
       if (keep) assert.deepEqual(readFileSync(join(dir, keep)), original, 'existing file changed');
     });
   }
+
+  it('stops on Ctrl-C: ffmpeg killed, exit 130, one line, no output or partial file', async () => {
+    const out = join(dir, 'interrupted.mp4');
+    // Its own process group, signalled as a whole, as a terminal does on Ctrl-C (ffmpeg gets it too).
+    const child = spawn(process.execPath, ['--import', 'tsx', CLI, SAMPLE, '-o', out, '--roi', 'none', '--preset', 'slow', '--json'], { cwd: ROOT, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    let sent = false;
+    let stdout = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      stdout += chunk;
+      const lines = stdout.split('\n');
+      stdout = lines.pop()!;
+      if (!sent && lines.some((l) => (JSON.parse(l) as { done?: number }).done! > 20)) {
+        sent = true;
+        process.kill(-child.pid!, 'SIGINT');
+      }
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    assert.ok(sent, 'no progress before the end');
+    assert.equal(code, 130, stderr);
+    assert.equal(stderr.trim(), 'roi-encode: interrupted');
+    assert.equal(existsSync(out), false);
+    assert.deepEqual(partials(dir), []);
+  });
 
   it('removes the partial file when aborted', async () => {
     const controller = new AbortController();

@@ -4,8 +4,11 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSy
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser } from 'playwright-core';
+import sharp from 'sharp';
 import { bdRate, measureQuality, reportSchema, type Plan, type Report } from '../src/index.js';
 import { resolveBinaries } from '../src/media/binaries.js';
+import { crfForBitrate, showcaseUniform } from '../src/report/compare.js';
+import { heatmapImage } from '../src/report/images.js';
 import { SsimPlane, newSsimSums } from '../src/report/ssim.js';
 import { cli, fixture, SAMPLE, workDir } from './helpers.js';
 
@@ -87,6 +90,26 @@ describe('quality metrics on synthetic pairs with known answers', () => {
   });
 });
 
+describe('report heatmap', () => {
+  it('paints faces red, the background blue, and salient regions amber even at offset 0', async () => {
+    const width = 96, height = 64;
+    const frame = { data: Buffer.alloc(width * height * 3, 128), width, height };
+    const heat = await heatmapImage(frame, [
+      { x: 0, y: 0, w: 32, h: 32, qpOffset: -4, kind: 'face' },
+      { x: 32, y: 0, w: 32, h: 32, qpOffset: 0, kind: 'saliency' },
+      { x: 0, y: 0, w: width, h: height, qpOffset: 4, kind: 'background' },
+    ], [], 0);
+    const { data, info } = await sharp(heat).raw().toBuffer({ resolveWithObject: true });
+    const at = (x: number, y: number) => [...data.subarray((y * info.width + x) * info.channels, (y * info.width + x) * info.channels + 3)];
+    const [fr, , fb] = at(16, 16);
+    const [sr, sg, sb] = at(48, 16);
+    const [br, , bb] = at(80, 48);
+    assert.ok(fr! > 150 && fb! < 110, `face ${at(16, 16)}`);
+    assert.ok(sr! > 150 && sg! > 120 && sb! < 100, `salient ${at(48, 16)}`);
+    assert.ok(bb! > 150 && br! < 110, `background ${at(80, 48)}`);
+  });
+});
+
 describe('BD-rate', () => {
   it('a curve 20% cheaper at every quality is −20%', () => {
     const anchor = [30, 33, 36, 39].map((q, i) => ({ quality: q, rate: 100 * 1.6 ** i }));
@@ -106,6 +129,24 @@ describe('BD-rate', () => {
 
   it('is NaN when the curves share no quality range', () => {
     assert.ok(Number.isNaN(bdRate([{ quality: 30, rate: 1 }, { quality: 31, rate: 2 }], [{ quality: 40, rate: 1 }, { quality: 41, rate: 2 }])));
+  });
+});
+
+describe('bitrate matching for the side-by-side', () => {
+  it('interpolates log bitrate linearly in CRF between the nearest encodes, to 0.1', () => {
+    // 40 kbit/s at CRF 26, 20 at CRF 30: 28.28 kbit/s is the geometric mean, so CRF 28.
+    const pts = [{ crf: 22, bitrateKbps: 80 }, { crf: 26, bitrateKbps: 40 }, { crf: 30, bitrateKbps: 20 }];
+    assert.equal(crfForBitrate(pts, Math.sqrt(40 * 20)), 28);
+    assert.equal(crfForBitrate(pts, 40), 26);
+    // Beyond the last encode it extrapolates, and clamps to x265's range.
+    assert.equal(crfForBitrate(pts, 10), 34);
+    assert.equal(crfForBitrate(pts, 1e-9), 51);
+  });
+
+  it('matches against the uniform encode two thirds down the CRF list', () => {
+    const point = (crf: number) => ({ mode: 'uniform' as const, codec: 'hevc' as const, crf, file: `u${crf}`, bytes: 1, bitrateKbps: 100 / crf, encodeSeconds: 0, psnr: null, ssim: null, facePsnr: null, faceSsim: null, backgroundPsnr: null, backgroundSsim: null });
+    assert.equal(showcaseUniform([22, 26, 30, 34].map(point)).crf, 30);
+    assert.equal(showcaseUniform([24, 32].map(point)).crf, 32);
   });
 });
 
@@ -129,13 +170,28 @@ describe('compare on a short sample (CLI, real encodes)', () => {
 
   it('writes a report.json that validates, with every encode on disk at its stated size', () => {
     assert.deepEqual(report.settings.crfs, [22, 26, 30, 34]);
-    assert.equal(report.points.length, 8);
+    const grid = report.points.filter((p) => !p.matching);
+    assert.deepEqual(grid.map((p) => `${p.mode}${p.crf}`).sort(), ['roi22', 'roi26', 'roi30', 'roi34', 'uniform22', 'uniform26', 'uniform30', 'uniform34']);
+    assert.ok(report.points.length <= 9, 'at most one bitrate-matching encode is kept');
     for (const p of report.points) {
       assert.equal(statSync(join(out, p.file)).size, p.bytes, p.file);
     }
     assert.deepEqual(readdirSync(join(out, 'encodes')).sort(), report.points.map((p) => p.file.replace('encodes/', '')).sort());
     assert.ok(existsSync(join(out, 'plan.json')));
     assert.ok(!readdirSync(dir).some((f) => f.includes('.partial')), 'no temporary directory left');
+  });
+
+  it('shows the side-by-side at matched bitrate: ROI spends 95–101% of what uniform CRF 30 spends', () => {
+    const uniform = report.points.find((p) => p.file === report.matched.uniform)!;
+    const roi = report.points.find((p) => p.file === report.matched.roi)!;
+    assert.equal(uniform.mode, 'uniform');
+    assert.equal(uniform.crf, 30);
+    assert.equal(roi.mode, 'roi');
+    const ratio = roi.bitrateKbps / uniform.bitrateKbps;
+    assert.ok(ratio >= 0.95 && ratio <= 1.01, `ROI ${roi.bitrateKbps} kbit/s (crf ${roi.crf}) against uniform ${uniform.bitrateKbps}`);
+    if (roi.matching) assert.equal(roi.matching, uniform.file);
+    // The face is visibly better at the same size: that is what the crops show.
+    assert.ok(roi.facePsnr! > uniform.facePsnr! + 0.5, `face ${roi.facePsnr} vs ${uniform.facePsnr}`);
   });
 
   it('full PSNR agrees with ffmpeg’s psnr filter run on its own', () => {

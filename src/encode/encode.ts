@@ -8,7 +8,7 @@ import { run } from '../media/process.js';
 import { probeVideo, type VideoInfo } from '../media/probe.js';
 import { readPlan, validatePlan, type Plan } from '../plan.js';
 import { ProgressMeter } from '../progress.js';
-import { expectInteger, expectNumber, expectOneOf } from '../validate.js';
+import { expectNumber, expectOneOf } from '../validate.js';
 import { buildEncodeArgs, containerFor, X265_PRESETS, type X265Preset } from './argv.js';
 import { buildRoiFilterGraph, zonesParam } from './filtergraph.js';
 
@@ -20,7 +20,7 @@ export interface EncodeOptions extends Omit<AnalyzeOptions, 'roi'> {
   roi?: 'faces' | 'saliency' | 'faces,saliency' | 'none' | string;
   /** A plan from analyze() or `roi-encode analyze`, instead of a fresh analysis. */
   plan?: Plan | string;
-  /** x265 constant rate factor 0–51. Default 28. */
+  /** x265 constant rate factor 0–51 (fractions allowed, as x265 takes them). Default 28. */
   crf?: number;
   /** x265 preset. Default medium. */
   preset?: X265Preset | string;
@@ -77,7 +77,7 @@ export async function encode(input: string, output: string, options: EncodeOptio
   const codec = expectOneOf('codec', options.codec ?? 'x265', ['x265', 'x264'] as const);
   const uniform = (options.roi ?? (codec === 'x264' ? 'none' : 'faces')) === 'none';
   if (codec === 'x264' && !uniform) throw new RoiError('INVALID_OPTION', `x264 encodes are uniform baselines: use roi 'none' with codec 'x264'`);
-  const crf = expectInteger('crf', options.crf ?? ENCODE_DEFAULTS.crf, 0, 51);
+  const crf = expectNumber('crf', options.crf ?? ENCODE_DEFAULTS.crf, 0, 51);
   const preset = expectOneOf('preset', options.preset ?? ENCODE_DEFAULTS.preset, X265_PRESETS);
   const strength = expectNumber('strength', options.strength ?? ENCODE_DEFAULTS.strength, 0, 4);
   const analyzeResolved = resolveAnalyzeOptions({ ...options, roi: uniform ? 'faces' : options.roi });

@@ -1,4 +1,4 @@
-import { writeFile, mkdir, stat } from 'node:fs/promises';
+import { writeFile, mkdir, rm, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { analyzeProbed, resolveAnalyzeOptions, type AnalyzeOptions } from '../analysis/analyze.js';
 import type { Box } from '../analysis/boxes.js';
@@ -10,7 +10,7 @@ import { checkOutputDir, writeDirAtomically } from '../media/output-file.js';
 import { probeVideo } from '../media/probe.js';
 import { planToJson, readPlan, validatePlan, type Plan } from '../plan.js';
 import type { ProgressListener } from '../progress.js';
-import { expectInteger, expectNumber, expectOneOf, invalid } from '../validate.js';
+import { expectNumber, expectOneOf, invalid } from '../validate.js';
 import { VERSION } from '../version.js';
 import { bdRate } from './bdrate.js';
 import { renderHtml, type ReportImages } from './html.js';
@@ -38,7 +38,7 @@ const REPORT_JSON = 'report.json';
 
 export function parseCrfs(value: CompareOptions['crfs']): number[] {
   const list = value === undefined ? COMPARE_DEFAULTS.crfs : Array.isArray(value) ? value : String(value).split(',').map((s) => s.trim());
-  const crfs = [...new Set(list.map((v) => expectInteger('crf', v, 0, 51)))].sort((a, b) => a - b);
+  const crfs = [...new Set(list.map((v) => expectNumber('crf', v, 0, 51)))].sort((a, b) => a - b);
   if (crfs.length < 2) throw invalid('at least two different CRFs (BD-rate needs a curve), e.g. 22,26,30,34', 'crfs', value);
   return crfs;
 }
@@ -47,7 +47,16 @@ interface Job {
   mode: CompareMode;
   crf: number;
   file: string;
+  /** Set on the extra ROI encode made to match this uniform file's bitrate. */
+  matching?: string;
 }
+
+/** The side-by-side counts as matched when ROI spends 95–101% of the uniform encode's bits. */
+const MATCH_RANGE = [0.95, 1.01] as const;
+/** ROI aims a little below the uniform bitrate, inside MATCH_RANGE, so it never looks flattered. */
+const MATCH_TARGET = 0.98;
+/** At most this many extra ROI encodes are spent looking for the matching CRF. */
+const MATCH_ATTEMPTS = 2;
 
 /**
  * Encodes the input uniformly and with ROI at several CRFs (and optionally with x264), measures
@@ -90,8 +99,7 @@ export async function compare(input: string, outputDir: string, options: Compare
     const points: ReportPoint[] = [];
     const perFrame: Record<string, (number | null)[]> = {};
     const qualities = new Map<string, QualityResult>();
-    for (const [i, job] of jobs.entries()) {
-      const label = `${job.mode} crf ${job.crf} (${i + 1}/${jobs.length})`;
+    const runJob = async (job: Job, label: string): Promise<ReportPoint> => {
       const withLabel: ProgressListener | undefined = onProgress && ((e) => onProgress({ ...e, label }));
       const r = await encode(input, join(dir, job.file), {
         ...options,
@@ -107,7 +115,7 @@ export async function compare(input: string, outputDir: string, options: Compare
       const q = await measureQuality(input, join(dir, job.file), plan, bins, { signal, onProgress: withLabel });
       qualities.set(job.file, q);
       perFrame[job.file] = q.facePsnrPerFrame.map((v) => finiteOrNull(v, 2));
-      points.push({
+      return {
         mode: job.mode,
         codec: job.mode === 'x264' ? 'h264' : 'hevc',
         crf: job.crf,
@@ -121,12 +129,38 @@ export async function compare(input: string, outputDir: string, options: Compare
         faceSsim: finiteOrNull(q.faceSsim, 6),
         backgroundPsnr: finiteOrNull(q.backgroundPsnr),
         backgroundSsim: finiteOrNull(q.backgroundSsim, 6),
-      });
+        ...(job.matching ? { matching: job.matching } : {}),
+      };
+    };
+    for (const [i, job] of jobs.entries()) points.push(await runJob(job, `${job.mode} crf ${job.crf} (${i + 1}/${jobs.length})`));
+
+    // The side-by-side needs ROI and uniform at the same bitrate. Grid CRFs rarely give that (ROI
+    // at a CRF spends a few percent more or less than uniform), so one or two extra ROI encodes
+    // search for the CRF that does, at a low-to-mid rate where compression shows.
+    const target = showcaseUniform(points);
+    const tried: ReportPoint[] = [];
+    let chosen = matchFor(target, points);
+    for (let attempt = 0; attempt < MATCH_ATTEMPTS && !isMatched(target, chosen); attempt++) {
+      const known = [...points, ...tried].filter((p) => p.mode === 'roi');
+      const crf = crfForBitrate(known, target.bitrateKbps * MATCH_TARGET);
+      if (known.some((p) => p.crf === crf)) break;
+      const job: Job = { mode: 'roi', crf, file: join('encodes', `roi-crf${crf}-matching-uniform-crf${target.crf}.mp4`), matching: target.file };
+      tried.push(await runJob(job, `roi crf ${crf}, matching the bitrate of uniform crf ${target.crf}`));
+      chosen = matchFor(target, [...points, ...tried]);
+    }
+    // Keep the attempt that matches best (if it beats the grid); the others are removed again.
+    for (const p of tried) {
+      if (p === chosen) points.push(p);
+      else {
+        await rm(join(dir, p.file), { force: true });
+        delete perFrame[p.file];
+      }
     }
 
     const bdOf = (anchor: CompareMode, test: CompareMode) => {
+      // The curves are the grid encodes; the matching encode is for the side-by-side only.
       const curve = (mode: CompareMode, key: 'facePsnr' | 'psnr' | 'faceSsim') =>
-        points.filter((p) => p.mode === mode).map((p) => ({ rate: p.bitrateKbps, quality: qualities.get(p.file)![key] }));
+        points.filter((p) => p.mode === mode && !p.matching).map((p) => ({ rate: p.bitrateKbps, quality: qualities.get(p.file)![key] }));
       return {
         facePsnr: finiteOrNull(bdRate(curve(anchor, 'facePsnr'), curve(test, 'facePsnr')), 2),
         psnr: finiteOrNull(bdRate(curve(anchor, 'psnr'), curve(test, 'psnr')), 2),
@@ -134,7 +168,7 @@ export async function compare(input: string, outputDir: string, options: Compare
       };
     };
 
-    const matched = matchedPair(points);
+    const matched = { uniform: target, roi: chosen };
     const frame = showcaseFrame(plan);
     const images = await reportImages(input, dir, plan, frame, matched, bins, signal);
     const report: Report = {
@@ -161,6 +195,7 @@ export async function compare(input: string, outputDir: string, options: Compare
       },
       analysis: {
         plan: 'plan.json',
+        given: options.plan !== undefined,
         seconds: Math.round(analysisSeconds * 100) / 100,
         samples: plan.detections.length,
         faceDetections: plan.detections.reduce((n, d) => n + d.faces.length, 0),
@@ -180,21 +215,50 @@ export async function compare(input: string, outputDir: string, options: Compare
 }
 
 /**
- * The ROI and uniform encodes closest in bitrate (log ratio), preferring pairs where uniform spends
- * at least as many bits as ROI so the side-by-side never flatters ROI.
+ * The uniform encode the side-by-side is matched against: two thirds of the way down the CRF list
+ * (CRF 30 of 22–34), a low-to-mid rate where compression shows but the picture is still usable.
  */
-export function matchedPair(points: ReportPoint[]): { uniform: ReportPoint; roi: ReportPoint } {
-  const uniform = points.filter((p) => p.mode === 'uniform');
-  const roi = points.filter((p) => p.mode === 'roi');
-  let best: { uniform: ReportPoint; roi: ReportPoint; cost: number } | undefined;
-  for (const u of uniform) {
-    for (const r of roi) {
-      const cost = Math.abs(Math.log(u.bitrateKbps / r.bitrateKbps)) + (u.bitrateKbps < r.bitrateKbps ? 0.05 : 0);
-      if (!best || cost < best.cost) best = { uniform: u, roi: r, cost };
-    }
+export function showcaseUniform(points: ReportPoint[]): ReportPoint {
+  const uniform = points.filter((p) => p.mode === 'uniform').sort((a, b) => a.crf - b.crf);
+  const pick = uniform[Math.floor((uniform.length * 2) / 3)] ?? uniform.at(-1);
+  if (!pick) throw new RoiError('NO_POINTS', 'a comparison needs uniform encodes');
+  return pick;
+}
+
+/**
+ * The ROI encode closest in bitrate to `uniform` (log ratio), preferring ones that spend no more
+ * than it, so the side-by-side never flatters ROI.
+ */
+export function matchFor(uniform: ReportPoint, points: ReportPoint[]): ReportPoint {
+  let best: { point: ReportPoint; cost: number } | undefined;
+  for (const p of points) {
+    if (p.mode !== 'roi') continue;
+    const ratio = p.bitrateKbps / uniform.bitrateKbps;
+    const cost = Math.abs(Math.log(ratio)) + (ratio > MATCH_RANGE[1] ? 0.05 : 0);
+    if (!best || cost < best.cost) best = { point: p, cost };
   }
-  if (!best) throw new RoiError('NO_POINTS', 'a comparison needs uniform and ROI encodes');
-  return best;
+  if (!best) throw new RoiError('NO_POINTS', 'a comparison needs ROI encodes');
+  return best.point;
+}
+
+const isMatched = (uniform: ReportPoint, roi: ReportPoint) => {
+  const ratio = roi.bitrateKbps / uniform.bitrateKbps;
+  return ratio >= MATCH_RANGE[0] && ratio <= MATCH_RANGE[1];
+};
+
+/**
+ * The CRF (to 0.1) expected to give `kbps`: log bitrate is close to linear in CRF, so it is
+ * interpolated (or extrapolated) between the two encodes whose bitrates are nearest the target.
+ */
+export function crfForBitrate(points: { crf: number; bitrateKbps: number }[], kbps: number): number {
+  const byCloseness = [...points].sort((a, b) => Math.abs(Math.log(a.bitrateKbps / kbps)) - Math.abs(Math.log(b.bitrateKbps / kbps)));
+  const [a, b] = byCloseness;
+  if (!a) throw new RoiError('NO_POINTS', 'no encodes to interpolate a CRF from');
+  let crf = a.crf;
+  if (b && b.crf !== a.crf && b.bitrateKbps !== a.bitrateKbps) {
+    crf = a.crf + ((Math.log(kbps) - Math.log(a.bitrateKbps)) * (b.crf - a.crf)) / (Math.log(b.bitrateKbps) - Math.log(a.bitrateKbps));
+  }
+  return Math.round(Math.max(0, Math.min(51, crf)) * 10) / 10;
 }
 
 /** The sample with the most (then the largest) faces nearest the middle of the video. */

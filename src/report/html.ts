@@ -1,4 +1,5 @@
 import type { Box } from '../analysis/boxes.js';
+import { HEATMAP_COLOURS } from './images.js';
 import { MODE_COLOURS, overTimeSpec, rateQualitySpec, renderSvg, type SeriesPoint } from './charts.js';
 import type { Report, ReportPoint } from './report-schema.js';
 
@@ -58,7 +59,7 @@ export async function renderHtml(report: Report, images: ReportImages, name: str
   ];
   if (report.bdRateVsX264) headline.push(`<li>${esc(bdSentence(report.bdRateVsX264.facePsnr, 'face quality (PSNR)'))} than uniform H.264 (x264)</li>`);
 
-  const rows = points.map((p) => `<tr class="${p.mode}"><td>${MODE_NAMES[p.mode]}</td><td>${p.crf}</td><td>${(p.bytes / 1024).toFixed(1)}</td><td>${p.bitrateKbps.toFixed(1)}</td><td>${fmt(p.facePsnr, 2)}</td><td>${fmt(p.faceSsim, 4)}</td><td>${fmt(p.psnr, 2)}</td><td>${fmt(p.ssim, 4)}</td><td>${fmt(p.backgroundPsnr, 2)}</td><td>${p.encodeSeconds.toFixed(1)}</td><td><a href="${esc(p.file)}">${esc(p.file)}</a></td></tr>`);
+  const rows = points.map((p) => `<tr class="${p.mode}"><td>${MODE_NAMES[p.mode]}${p.matching ? ' (bitrate matched)' : ''}</td><td>${p.crf}</td><td>${(p.bytes / 1024).toFixed(1)}</td><td>${p.bitrateKbps.toFixed(1)}</td><td>${fmt(p.facePsnr, 2)}</td><td>${fmt(p.faceSsim, 4)}</td><td>${fmt(p.psnr, 2)}</td><td>${fmt(p.ssim, 4)}</td><td>${fmt(p.backgroundPsnr, 2)}</td><td>${p.encodeSeconds.toFixed(1)}</td><td><a href="${esc(p.file)}">${esc(p.file)}</a></td></tr>`);
   const crops = images.crops.map((c) => `
     <figure class="crops"><figcaption>${esc(c.title)} at 2× (frame ${images.frame}, ${c.box.w}×${c.box.h} px at ${c.box.x},${c.box.y})</figcaption>
       <div class="row">
@@ -87,7 +88,7 @@ tr.roi td:first-child{color:${MODE_COLOURS.roi};font-weight:600} tr.x264 td:firs
 <p class="meta">${input.width}×${input.height}${input.rotation ? ` (rotated ${input.rotation}°)` : ''}, ${input.frameCount} frames, ${input.durationSeconds.toFixed(2)} s at ${input.frameRate.toFixed(3)} fps · x265 preset ${esc(report.settings.preset)}, CRF ${report.settings.crfs.join(', ')} · face QP offset ${report.settings.faceQpOffset ?? '–'}, background ${report.settings.backgroundQpOffset ?? '–'}, strength ${report.settings.strength} · roi-encoder ${esc(report.generator.version)}, ${esc(report.createdAt)}</p>
 <h2>In short: ROI HEVC is</h2>
 <ul class="headline">${headline.join('\n')}</ul>
-<p class="notes">Each figure is a Bjøntegaard delta rate (BD-rate) over the encodes below. Faces were found in ${report.analysis.samples} sampled frames (${report.analysis.faceDetections} detections) in ${report.analysis.seconds.toFixed(1)} s; the plan has ${report.analysis.segments} segments (<a href="${esc(report.analysis.plan)}">plan.json</a>).</p>
+<p class="notes">Each figure is a Bjøntegaard delta rate (BD-rate) over the encodes below. Faces were found in ${report.analysis.samples} sampled frames (${report.analysis.faceDetections} detections)${report.analysis.given ? ' by an earlier analysis' : ` in ${report.analysis.seconds.toFixed(1)} s`}; the plan has ${report.analysis.segments} segments (<a href="${esc(report.analysis.plan)}">plan.json</a>).</p>
 
 <h2>Rate and quality</h2>
 <div class="charts">${charts.map((svg) => `<div class="chart">${svg}</div>`).join('\n')}</div>
@@ -97,11 +98,11 @@ tr.roi td:first-child{color:${MODE_COLOURS.roi};font-weight:600} tr.x264 td:firs
 <tbody>${rows.join('\n')}</tbody></table>
 
 <h2>Side by side, at matched bitrate</h2>
-<p class="notes">The same frame from the uniform and ROI encodes closest in bitrate (uniform never the cheaper of the two), enlarged 2× without smoothing.</p>
+<p class="notes">The same frame from a uniform encode and an ROI encode of about the same size: ${roi.matching ? `ROI at CRF ${roi.crf}, a CRF searched to spend what uniform CRF ${uniform.crf} spends` : 'the ROI encode closest in bitrate'} (${(100 * roi.bitrateKbps / uniform.bitrateKbps).toFixed(1)}% of its bits). Enlarged 2× without smoothing.</p>
 ${crops.join('\n') || '<p>No crops: the frame could not be cut.</p>'}
 
 <h2>Where the bits go</h2>
-<p class="notes">Frame ${images.frame} with the plan drawn on it:<span class="swatch" style="background:#ff2020"></span>more bits (face, negative QP offset)<span class="swatch" style="background:#ffb000"></span>salient region<span class="swatch" style="background:#2060ff"></span>fewer bits (background)<span class="swatch" style="border-color:#00ff00;border-width:2px"></span>detected face</p>
+<p class="notes">Frame ${images.frame} with the plan drawn on it:<span class="swatch" style="background:${HEATMAP_COLOURS.moreBits}"></span>more bits (face, negative QP offset)<span class="swatch" style="background:${HEATMAP_COLOURS.salient}"></span>salient region<span class="swatch" style="background:${HEATMAP_COLOURS.fewerBits}"></span>fewer bits (background)<span class="swatch" style="border-color:${HEATMAP_COLOURS.face};border-width:2px"></span>detected face</p>
 <img alt="importance heatmap" style="max-width:100%" src="${dataUri('image/jpeg', images.heatmap)}">
 
 <h2>Face quality over time</h2>

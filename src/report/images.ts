@@ -38,26 +38,70 @@ export async function extractFrame(file: string, index: number, width: number, h
 
 const rawInput = (f: RgbFrame) => ({ raw: { width: f.width, height: f.height, channels: 3 as const } });
 
-/** Colour of a region on the heatmap: warm where bits are added, blue where they are saved. */
-function regionStyle(r: PlanRegion, maxAbs: number): string {
+/** Heatmap colours; the report's legend uses the same. */
+export const HEATMAP_COLOURS = { moreBits: '#ff2020', fewerBits: '#2060ff', salient: '#ffb000', face: '#00ff00' } as const;
+
+const rgbOf = (hex: string) => [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16)) as [number, number, number];
+
+/**
+ * Colour and opacity (0–255) of a region on the heatmap: red where bits are added, blue where they
+ * are saved, stronger with the offset. Salient regions are amber and always visible: their default
+ * offset is 0 (base quality), which would otherwise leave them as invisible as untouched blocks.
+ */
+function regionFill(r: PlanRegion, maxAbs: number): { rgb: [number, number, number]; alpha: number } {
   const strength = Math.min(1, Math.abs(r.qpOffset) / Math.max(1, maxAbs));
-  const colour = r.kind === 'saliency' ? '#ffb000' : r.qpOffset < 0 ? '#ff2020' : r.qpOffset > 0 ? '#2060ff' : '#888888';
-  const opacity = r.qpOffset === 0 ? 0 : 0.12 + 0.4 * strength;
-  return `fill="${colour}" fill-opacity="${opacity.toFixed(3)}"`;
+  if (r.kind === 'saliency') return { rgb: rgbOf(HEATMAP_COLOURS.salient), alpha: Math.round(255 * (0.3 + 0.2 * strength)) };
+  const rgb = rgbOf(r.qpOffset < 0 ? HEATMAP_COLOURS.moreBits : HEATMAP_COLOURS.fewerBits);
+  return { rgb, alpha: r.qpOffset === 0 ? 0 : Math.round(255 * (0.12 + 0.4 * strength)) };
 }
 
 /**
- * The frame with the plan's regions painted by QP offset (regions listed first are drawn on top, as
- * the encoder lets the first one win), detected faces outlined, rotated for display, at most
+ * An RGBA overlay where every pixel shows the region the encoder applies there: the first listed
+ * region that covers it (libx265 lets the first one win), not a blend of all of them.
+ */
+function regionOverlay(regions: PlanRegion[], width: number, height: number): Buffer {
+  const maxAbs = Math.max(...regions.map((r) => Math.abs(r.qpOffset)), 1);
+  const out = Buffer.alloc(width * height * 4);
+  const claimed = new Uint8Array(width * height);
+  for (const r of regions) {
+    const { rgb, alpha } = regionFill(r, maxAbs);
+    const x0 = Math.max(0, Math.round(r.x)), x1 = Math.min(width, Math.round(r.x + r.w));
+    const y0 = Math.max(0, Math.round(r.y)), y1 = Math.min(height, Math.round(r.y + r.h));
+    for (let y = y0; y < y1; y++) {
+      for (let i = y * width + x0; i < y * width + x1; i++) {
+        if (claimed[i]) continue;
+        claimed[i] = 1;
+        out[4 * i] = rgb[0];
+        out[4 * i + 1] = rgb[1];
+        out[4 * i + 2] = rgb[2];
+        out[4 * i + 3] = alpha;
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * The frame with the plan's regions painted by QP offset (each pixel in the colour of the region
+ * that wins there), salient regions and detected faces outlined, rotated for display, at most
  * `maxWidth` wide. JPEG: it is a photo.
  */
 export async function heatmapImage(frame: RgbFrame, regions: PlanRegion[], faces: Box[], rotation: number, maxWidth = 960): Promise<Buffer> {
-  const maxAbs = Math.max(...regions.map((r) => Math.abs(r.qpOffset)), 1);
-  const stroke = Math.max(2, Math.round(frame.width / 320));
-  const rects = [...regions].reverse().map((r) => `<rect x="${r.x}" y="${r.y}" width="${r.w}" height="${r.h}" ${regionStyle(r, maxAbs)}/>`);
-  const outlines = faces.map((f) => `<rect x="${f.x}" y="${f.y}" width="${f.w}" height="${f.h}" fill="none" stroke="#00ff00" stroke-width="${stroke}"/>`);
-  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${frame.width}" height="${frame.height}">${rects.join('')}${outlines.join('')}</svg>`;
-  const composed = await sharp(frame.data, rawInput(frame)).composite([{ input: Buffer.from(svg), left: 0, top: 0 }]).png().toBuffer();
+  const { width, height } = frame;
+  const stroke = Math.max(2, Math.round(width / 320));
+  const outline = (b: Box, colour: string) => `<rect x="${b.x}" y="${b.y}" width="${b.w}" height="${b.h}" fill="none" stroke="${colour}" stroke-width="${stroke}"/>`;
+  const outlines = [
+    ...regions.filter((r) => r.kind === 'saliency').map((r) => outline(r, HEATMAP_COLOURS.salient)),
+    ...faces.map((f) => outline(f, HEATMAP_COLOURS.face)),
+  ];
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}">${outlines.join('')}</svg>`;
+  const composed = await sharp(frame.data, rawInput(frame))
+    .composite([
+      { input: regionOverlay(regions, width, height), raw: { width, height, channels: 4 } },
+      { input: Buffer.from(svg), left: 0, top: 0 },
+    ])
+    .png()
+    .toBuffer();
   return sharp(composed)
     .rotate(rotation)
     .resize({ width: maxWidth, withoutEnlargement: true })

@@ -16,7 +16,8 @@ const quality = z.number().nullable();
 export const reportPointSchema = z.object({
   mode: z.enum(COMPARE_MODES),
   codec: z.enum(['hevc', 'h264']),
-  crf: z.number().int().min(0).max(51),
+  /** x265/x264 CRF; fractional for the encode that matches a uniform bitrate. */
+  crf: z.number().min(0).max(51),
   /** Path relative to the report directory. */
   file: z.string(),
   bytes: z.number().int().positive(),
@@ -28,6 +29,11 @@ export const reportPointSchema = z.object({
   faceSsim: quality,
   backgroundPsnr: quality,
   backgroundSsim: quality,
+  /**
+   * Set on the extra ROI encode whose CRF was searched to match this uniform file's bitrate, for
+   * the side-by-side; it is not one of the BD-rate curves' points.
+   */
+  matching: z.string().optional(),
 });
 
 const bdSchema = z.object({ facePsnr: quality, psnr: quality, faceSsim: quality });
@@ -47,7 +53,7 @@ export const reportSchema = z.object({
     bytes: z.number().int().nonnegative(),
   }),
   settings: z.object({
-    crfs: z.array(z.number().int()),
+    crfs: z.array(z.number()),
     preset: z.string(),
     strength: z.number(),
     baseline: z.enum(['x264']).nullable(),
@@ -57,6 +63,8 @@ export const reportSchema = z.object({
   analysis: z.object({
     /** plan.json in the report directory: the plan every ROI encode used. */
     plan: z.string(),
+    /** True when the plan was given (--plan) rather than made by this run; seconds is then 0. */
+    given: z.boolean().optional(),
     seconds: z.number().nonnegative(),
     samples: z.number().int().nonnegative(),
     faceDetections: z.number().int().nonnegative(),
@@ -67,7 +75,7 @@ export const reportSchema = z.object({
   bdRate: bdSchema,
   /** ROI HEVC against uniform H.264, with --baseline x264. */
   bdRateVsX264: bdSchema.nullable(),
-  /** The ROI and uniform encodes closest in bitrate: the crops and the over-time chart use them. */
+  /** The uniform and ROI encodes at matched bitrate: the crops and the over-time chart use them. */
   matched: z.object({ uniform: z.string(), roi: z.string(), frame: z.number().int().nonnegative() }),
   /** Face PSNR of every frame (null where no face), per encode file. */
   perFrame: z.object({ time: z.array(z.number()), facePsnr: z.record(z.string(), z.array(quality)) }),
