@@ -51,7 +51,7 @@ export interface AnalyzeOptions extends BinaryOptions {
   onProgress?: ProgressListener;
 }
 
-/** Defaults, each set by measurement (see README, "How the defaults were chosen"). */
+/** Defaults, each set by measurement (see README, "Defaults, and how they were chosen"). */
 export const ANALYZE_DEFAULTS = {
   sampleFps: 3,
   minScore: 0.75,
@@ -60,8 +60,8 @@ export const ANALYZE_DEFAULTS = {
   mediapipeMinScore: 0.65,
   proposalScore: 0.5,
   minFaceSize: 24,
-  // Talking head, CRF 24–36: −4/+4 gives −22% BD-rate on face PSNR at +27% on full-frame PSNR;
-  // −6/+6 gains only 2 more points on the face for +67% on the full frame.
+  // Talking head, CRF 22–34: −4/+4 gives −26.5% BD-rate on face PSNR at +26.8% on full-frame PSNR;
+  // −5/+4 gains 1.5 more points on the face for +9 on the full frame, −6/+4 4 points for +24.
   faceQpOffset: -4,
   backgroundQpOffset: 4,
   // Salient objects get the base quality: spared the background's +4, without taking the faces' bits.
