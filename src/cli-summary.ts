@@ -3,13 +3,24 @@ import type { Report } from './report/report-schema.js';
 /** The short table `compare` prints: one row per encode, then the BD-rates in words. */
 export function summaryTable(report: Report): string {
   const cell = (v: number | null, d: number) => (v === null ? '–' : v.toFixed(d));
-  const head = ['mode', 'crf', 'kbit/s', 'face PSNR', 'face SSIM', 'PSNR', 'bg PSNR'];
-  const rows = report.points.map((p) => [p.matching ? `${p.mode} (matched)` : p.mode, String(p.crf), p.bitrateKbps.toFixed(1), cell(p.facePsnr, 2), cell(p.faceSsim, 4), cell(p.psnr, 2), cell(p.backgroundPsnr, 2)]);
+  const salient = report.points.some((p) => p.salientPsnr !== null);
+  const head = ['mode', 'crf', 'kbit/s', 'face PSNR', 'face SSIM', ...(salient ? ['salient PSNR'] : []), 'PSNR', 'bg PSNR'];
+  const rows = report.points.map((p) => [
+    p.matching ? `${p.mode} (matched)` : p.mode,
+    String(p.crf),
+    p.bitrateKbps.toFixed(1),
+    cell(p.facePsnr, 2),
+    cell(p.faceSsim, 4),
+    ...(salient ? [cell(p.salientPsnr, 2)] : []),
+    cell(p.psnr, 2),
+    cell(p.backgroundPsnr, 2),
+  ]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
-  const bd = report.bdRate;
   const pct = (v: number | null) => (v === null ? 'n/a' : `${v > 0 ? '+' : ''}${v.toFixed(1)}%`);
-  const lines = [line(head), ...rows.map(line), '', `BD-rate, ROI against uniform HEVC (negative = smaller at the same quality): face PSNR ${pct(bd.facePsnr)}, face SSIM ${pct(bd.faceSsim)}, full PSNR ${pct(bd.psnr)}`];
-  if (report.bdRateVsX264) lines.push(`BD-rate, ROI HEVC against uniform H.264: face PSNR ${pct(report.bdRateVsX264.facePsnr)}, face SSIM ${pct(report.bdRateVsX264.faceSsim)}, full PSNR ${pct(report.bdRateVsX264.psnr)}`);
+  const bdLine = (bd: Report['bdRate']) =>
+    `face PSNR ${pct(bd.facePsnr)}, face SSIM ${pct(bd.faceSsim)}${salient ? `, salient PSNR ${pct(bd.salientPsnr)}` : ''}, full PSNR ${pct(bd.psnr)}`;
+  const lines = [line(head), ...rows.map(line), '', `BD-rate, ROI against uniform HEVC (negative = smaller at the same quality): ${bdLine(report.bdRate)}`];
+  if (report.bdRateVsX264) lines.push(`BD-rate, ROI HEVC against uniform H.264: ${bdLine(report.bdRateVsX264)}`);
   return `${lines.join('\n')}\n`;
 }

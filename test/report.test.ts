@@ -66,6 +66,17 @@ describe('quality metrics on synthetic pairs with known answers', () => {
     assert.ok(q.facePsnrPerFrame.every((v) => Math.abs(v - q.facePsnr) < 3), 'every frame has the face');
   });
 
+  it('a degraded salient region lowers salient PSNR, and without faces face PSNR is undefined', async () => {
+    const blurred = fixture(dir, 'face-blur.mkv', (out) => ['-i', source, '-filter_complex', `[0:v]split[a][b];[b]crop=${FACE.w}:${FACE.h}:${FACE.x}:${FACE.y},boxblur=4[f];[a][f]overlay=${FACE.x}:${FACE.y}`, '-c:v', 'ffv1', out]);
+    const plan = syntheticPlan(10, FACE);
+    plan.detections = [{ frame: 0, time: 0, faces: [], salient: [{ ...FACE, score: 1 }] }];
+    const q = await measureQuality(source, blurred, plan, bins);
+    assert.ok(Number.isNaN(q.facePsnr), `face PSNR ${q.facePsnr}`);
+    assert.ok(q.salientPsnr < 35, `salient PSNR ${q.salientPsnr}`);
+    assert.ok(q.salientSsim < 0.9, `salient SSIM ${q.salientSsim}`);
+    assert.equal(q.backgroundPsnr, Infinity, 'background pixels are unchanged');
+  });
+
   it('our luma SSIM equals ffmpeg’s ssim filter on a real encode', async () => {
     const encoded = fixture(dir, 'lossy.mp4', (out) => ['-i', source, '-c:v', 'libx264', '-crf', '35', out]);
     const q = await measureQuality(source, encoded, syntheticPlan(10, FACE), bins);
@@ -144,7 +155,7 @@ describe('bitrate matching for the side-by-side', () => {
   });
 
   it('matches against the uniform encode two thirds down the CRF list', () => {
-    const point = (crf: number) => ({ mode: 'uniform' as const, codec: 'hevc' as const, crf, file: `u${crf}`, bytes: 1, bitrateKbps: 100 / crf, encodeSeconds: 0, psnr: null, ssim: null, facePsnr: null, faceSsim: null, backgroundPsnr: null, backgroundSsim: null });
+    const point = (crf: number) => ({ mode: 'uniform' as const, codec: 'hevc' as const, crf, file: `u${crf}`, bytes: 1, bitrateKbps: 100 / crf, encodeSeconds: 0, psnr: null, ssim: null, facePsnr: null, faceSsim: null, backgroundPsnr: null, backgroundSsim: null, salientPsnr: null, salientSsim: null });
     assert.equal(showcaseUniform([22, 26, 30, 34].map(point)).crf, 30);
     assert.equal(showcaseUniform([24, 32].map(point)).crf, 32);
   });

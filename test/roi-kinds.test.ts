@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { analyze, type Plan } from '../src/index.js';
+import { analyze, compare, type Plan } from '../src/index.js';
 import { GraphBuilder } from '../scripts/onnx-graph.js';
 import { centre, cli, devComposite, fixture, SAMPLE, workDir } from './helpers.js';
 
@@ -58,6 +58,30 @@ describe('--roi saliency on a clip with no people', () => {
     assert.ok(covered >= 0.9 * plan.input.frameCount, `disc inside a saliency region on ${covered} of ${plan.input.frameCount} frames`);
     const sampled = plan.detections.filter((d) => d.salient?.some((b) => Math.hypot(centre(b)[0] - at(d.time)[0], centre(b)[1] - at(d.time)[1]) < 20));
     assert.ok(sampled.length >= 0.8 * plan.detections.length, `salient box on the disc in ${sampled.length} of ${plan.detections.length} samples`);
+  });
+
+  it('compare measures the salient regions: same quality for fewer bits, no face claims', async () => {
+    const out = join(dir, 'saliency-report');
+    const report = await compare(clip, out, { roi: 'saliency', crfs: [24, 32] });
+    for (const p of report.points) {
+      assert.equal(p.facePsnr, null);
+      assert.ok(p.salientPsnr !== null && p.salientPsnr > 25, `${p.file}: salient PSNR ${p.salientPsnr}`);
+    }
+    for (const crf of [24, 32]) {
+      const u = report.points.find((p) => p.mode === 'uniform' && p.crf === crf)!;
+      const r = report.points.find((p) => p.mode === 'roi' && p.crf === crf)!;
+      assert.ok(r.bytes < u.bytes, `crf ${crf}: ROI ${r.bytes} B vs uniform ${u.bytes} B`);
+      assert.ok(r.backgroundPsnr! < u.backgroundPsnr!, `crf ${crf}: the background pays`);
+    }
+    assert.equal(report.bdRate.facePsnr, null);
+    // Salient regions keep the base QP while the background gets +4: the same salient quality for
+    // fewer bits (a few percent on this cheap, smooth background).
+    assert.ok(report.bdRate.salientPsnr! < 0, `salient BD-rate ${report.bdRate.salientPsnr}`);
+    const html = readFileSync(join(out, 'index.html'), 'utf8');
+    assert.match(html, /No faces were found/);
+    assert.match(html, /smaller at the same quality in the salient regions/);
+    assert.match(html, /Salient region at 2×/);
+    assert.doesNotMatch(html, /Face PSNR<|face quality \(PSNR\)/);
   });
 
   it('rejects a user model of the wrong shape, and a model without saliency in --roi, with one clear line', () => {

@@ -14,7 +14,7 @@ import { expectNumber, expectOneOf, invalid } from '../validate.js';
 import { VERSION } from '../version.js';
 import { bdRate } from './bdrate.js';
 import { renderHtml, type ReportImages } from './html.js';
-import { cropImage, extractFrame, faceCrop, heatmapImage, texturedPatch } from './images.js';
+import { cropImage, extractFrame, cropAround, heatmapImage, texturedPatch } from './images.js';
 import { FaceMasks, measureQuality, type QualityResult } from './metrics.js';
 import { finiteOrNull, REPORT_VERSION, type CompareMode, type Report, type ReportPoint } from './report-schema.js';
 
@@ -129,6 +129,8 @@ export async function compare(input: string, outputDir: string, options: Compare
         faceSsim: finiteOrNull(q.faceSsim, 6),
         backgroundPsnr: finiteOrNull(q.backgroundPsnr),
         backgroundSsim: finiteOrNull(q.backgroundSsim, 6),
+        salientPsnr: finiteOrNull(q.salientPsnr),
+        salientSsim: finiteOrNull(q.salientSsim, 6),
         ...(job.matching ? { matching: job.matching } : {}),
       };
     };
@@ -159,12 +161,13 @@ export async function compare(input: string, outputDir: string, options: Compare
 
     const bdOf = (anchor: CompareMode, test: CompareMode) => {
       // The curves are the grid encodes; the matching encode is for the side-by-side only.
-      const curve = (mode: CompareMode, key: 'facePsnr' | 'psnr' | 'faceSsim') =>
+      const curve = (mode: CompareMode, key: 'facePsnr' | 'psnr' | 'faceSsim' | 'salientPsnr') =>
         points.filter((p) => p.mode === mode && !p.matching).map((p) => ({ rate: p.bitrateKbps, quality: qualities.get(p.file)![key] }));
       return {
         facePsnr: finiteOrNull(bdRate(curve(anchor, 'facePsnr'), curve(test, 'facePsnr')), 2),
         psnr: finiteOrNull(bdRate(curve(anchor, 'psnr'), curve(test, 'psnr')), 2),
         faceSsim: finiteOrNull(bdRate(curve(anchor, 'faceSsim'), curve(test, 'faceSsim')), 2),
+        salientPsnr: finiteOrNull(bdRate(curve(anchor, 'salientPsnr'), curve(test, 'salientPsnr')), 2),
       };
     };
 
@@ -300,10 +303,13 @@ async function reportImages(
     uniform: await cropImage(uniform, box, rotation),
     roi: await cropImage(roi, box, rotation),
   });
-  const largest = [...faces].sort((a, b) => b.w * b.h - a.w * a.h)[0];
-  if (largest) crops.push(await cropSet('Face', faceCrop(largest, width, height)));
+  const largestOf = (boxes: Box[]) => [...boxes].sort((a, b) => b.w * b.h - a.w * a.h)[0];
+  const face = largestOf(faces);
+  if (face) crops.push(await cropSet('Face', cropAround(face, width, height)));
+  const salient = largestOf(masks.salientAt(frame));
+  if (salient) crops.push(await cropSet('Salient region', cropAround(salient, width, height)));
   // The largest background patch (up to 160 px) that fits beside the faces and their margins.
-  const avoid = [...faces, ...segment.regions.filter((r) => r.kind !== 'background')];
+  const avoid = [...faces, ...masks.salientAt(frame), ...segment.regions.filter((r) => r.kind !== 'background')];
   for (let side = Math.min(160, Math.floor(Math.min(width, height) / 2 / 16) * 16); side >= 32; side -= 16) {
     const patch = texturedPatch(source, side, avoid);
     if (patch) {

@@ -29,15 +29,21 @@ export function bdSentence(bd: number | null, what: string): string {
   return bd < 0 ? `${pct}% smaller at the same ${what}` : `${pct}% larger at the same ${what}`;
 }
 
-function series(points: ReportPoint[], key: 'facePsnr' | 'psnr' | 'faceSsim' | 'backgroundPsnr'): SeriesPoint[] {
+function series(points: ReportPoint[], key: 'facePsnr' | 'psnr' | 'faceSsim' | 'backgroundPsnr' | 'salientPsnr'): SeriesPoint[] {
   return points.map((p) => ({ series: MODE_NAMES[p.mode]!, x: p.bitrateKbps, y: p[key] ?? NaN }));
 }
 
 export async function renderHtml(report: Report, images: ReportImages, name: string): Promise<string> {
   const { points, input } = report;
+  // Face (or salient) charts only when there is something to measure: empty axes explain nothing.
+  const anyFace = points.some((p) => p.facePsnr !== null);
+  const anySalient = points.some((p) => p.salientPsnr !== null);
   const charts = await Promise.all([
-    renderSvg(rateQualitySpec('Face PSNR', 'face PSNR (dB)', series(points, 'facePsnr'), SERIES_COLOURS)),
-    renderSvg(rateQualitySpec('Face SSIM', 'face SSIM (luma)', series(points, 'faceSsim'), SERIES_COLOURS)),
+    ...(anyFace ? [
+      renderSvg(rateQualitySpec('Face PSNR', 'face PSNR (dB)', series(points, 'facePsnr'), SERIES_COLOURS)),
+      renderSvg(rateQualitySpec('Face SSIM', 'face SSIM (luma)', series(points, 'faceSsim'), SERIES_COLOURS)),
+    ] : []),
+    ...(anySalient ? [renderSvg(rateQualitySpec('Salient-region PSNR', 'salient PSNR (dB)', series(points, 'salientPsnr'), SERIES_COLOURS))] : []),
     renderSvg(rateQualitySpec('Full-frame PSNR', 'PSNR (dB)', series(points, 'psnr'), SERIES_COLOURS)),
     renderSvg(rateQualitySpec('Background PSNR', 'background PSNR (dB)', series(points, 'backgroundPsnr'), SERIES_COLOURS)),
   ]);
@@ -52,14 +58,20 @@ export async function renderHtml(report: Report, images: ReportImages, name: str
   const timeChart = hasFaces ? await renderSvg(overTimeSpec(`Face PSNR per frame, ${MODE_NAMES.uniform} ${uniform.bitrateKbps.toFixed(0)} kbit/s against ${MODE_NAMES.roi} ${roi.bitrateKbps.toFixed(0)} kbit/s`, 'face PSNR (dB)', overTime, SERIES_COLOURS)) : '';
 
   const bd = report.bdRate;
-  const headline = [
-    `<li><strong>${esc(bdSentence(bd.facePsnr, 'face quality (PSNR)'))}</strong> than uniform HEVC</li>`,
-    `<li>${esc(bdSentence(bd.faceSsim, 'face quality (SSIM)'))} than uniform HEVC</li>`,
-    `<li>${esc(bdSentence(bd.psnr, 'full-frame PSNR'))} than uniform HEVC: the background pays for the faces</li>`,
-  ];
-  if (report.bdRateVsX264) headline.push(`<li>${esc(bdSentence(report.bdRateVsX264.facePsnr, 'face quality (PSNR)'))} than uniform H.264 (x264)</li>`);
+  const headline = anyFace
+    ? [
+        `<li><strong>${esc(bdSentence(bd.facePsnr, 'face quality (PSNR)'))}</strong> than uniform HEVC</li>`,
+        `<li>${esc(bdSentence(bd.faceSsim, 'face quality (SSIM)'))} than uniform HEVC</li>`,
+      ]
+    : ['<li>No faces were found in the analysed frames, so there is no face quality to compare.</li>'];
+  if (anySalient) headline.push(`<li>${anyFace ? '' : '<strong>'}${esc(bdSentence(bd.salientPsnr, 'quality in the salient regions (PSNR)'))}${anyFace ? '' : '</strong>'} than uniform HEVC</li>`);
+  headline.push(`<li>${esc(bdSentence(bd.psnr, 'full-frame PSNR'))} than uniform HEVC: the background pays for the ${anyFace ? 'faces' : 'salient regions'}</li>`);
+  if (report.bdRateVsX264) {
+    const x = report.bdRateVsX264;
+    headline.push(`<li>${esc(anyFace ? bdSentence(x.facePsnr, 'face quality (PSNR)') : bdSentence(x.psnr, 'full-frame PSNR'))} than uniform H.264 (x264)</li>`);
+  }
 
-  const rows = points.map((p) => `<tr class="${p.mode}"><td>${MODE_NAMES[p.mode]}${p.matching ? ' (bitrate matched)' : ''}</td><td>${p.crf}</td><td>${(p.bytes / 1024).toFixed(1)}</td><td>${p.bitrateKbps.toFixed(1)}</td><td>${fmt(p.facePsnr, 2)}</td><td>${fmt(p.faceSsim, 4)}</td><td>${fmt(p.psnr, 2)}</td><td>${fmt(p.ssim, 4)}</td><td>${fmt(p.backgroundPsnr, 2)}</td><td>${p.encodeSeconds.toFixed(1)}</td><td><a href="${esc(p.file)}">${esc(p.file)}</a></td></tr>`);
+  const rows = points.map((p) => `<tr class="${p.mode}"><td>${MODE_NAMES[p.mode]}${p.matching ? ' (bitrate matched)' : ''}</td><td>${p.crf}</td><td>${(p.bytes / 1024).toFixed(1)}</td><td>${p.bitrateKbps.toFixed(1)}</td><td>${fmt(p.facePsnr, 2)}</td><td>${fmt(p.faceSsim, 4)}</td><td>${fmt(p.psnr, 2)}</td><td>${fmt(p.ssim, 4)}</td><td>${fmt(p.backgroundPsnr, 2)}</td>${anySalient ? `<td>${fmt(p.salientPsnr, 2)}</td>` : ''}<td>${p.encodeSeconds.toFixed(1)}</td><td><a href="${esc(p.file)}">${esc(p.file)}</a></td></tr>`);
   const crops = images.crops.map((c) => `
     <figure class="crops"><figcaption>${esc(c.title)} at 2× (frame ${images.frame}, ${c.box.w}×${c.box.h} px at ${c.box.x},${c.box.y})</figcaption>
       <div class="row">
@@ -88,13 +100,13 @@ tr.roi td:first-child{color:${MODE_COLOURS.roi};font-weight:600} tr.x264 td:firs
 <p class="meta">${input.width}×${input.height}${input.rotation ? ` (rotated ${input.rotation}°)` : ''}, ${input.frameCount} frames, ${input.durationSeconds.toFixed(2)} s at ${input.frameRate.toFixed(3)} fps · x265 preset ${esc(report.settings.preset)}, CRF ${report.settings.crfs.join(', ')} · face QP offset ${report.settings.faceQpOffset ?? '–'}, background ${report.settings.backgroundQpOffset ?? '–'}, strength ${report.settings.strength} · roi-encoder ${esc(report.generator.version)}, ${esc(report.createdAt)}</p>
 <h2>In short: ROI HEVC is</h2>
 <ul class="headline">${headline.join('\n')}</ul>
-<p class="notes">Each figure is a Bjøntegaard delta rate (BD-rate) over the encodes below. Faces were found in ${report.analysis.samples} sampled frames (${report.analysis.faceDetections} detections)${report.analysis.given ? ' by an earlier analysis' : ` in ${report.analysis.seconds.toFixed(1)} s`}; the plan has ${report.analysis.segments} segments (<a href="${esc(report.analysis.plan)}">plan.json</a>).</p>
+<p class="notes">Each figure is a Bjøntegaard delta rate (BD-rate) over the encodes below. The analysis looked at ${report.analysis.samples} sampled frames and found ${report.analysis.faceDetections} faces in them${report.analysis.given ? ' by an earlier analysis' : ` in ${report.analysis.seconds.toFixed(1)} s`}; the plan has ${report.analysis.segments} segments (<a href="${esc(report.analysis.plan)}">plan.json</a>).</p>
 
 <h2>Rate and quality</h2>
 <div class="charts">${charts.map((svg) => `<div class="chart">${svg}</div>`).join('\n')}</div>
 
 <h2>Encodes</h2>
-<table><thead><tr><th>mode</th><th>CRF</th><th>KiB</th><th>kbit/s</th><th>face PSNR</th><th>face SSIM</th><th>PSNR</th><th>SSIM</th><th>background PSNR</th><th>encode s</th><th>file</th></tr></thead>
+<table><thead><tr><th>mode</th><th>CRF</th><th>KiB</th><th>kbit/s</th><th>face PSNR</th><th>face SSIM</th><th>PSNR</th><th>SSIM</th><th>background PSNR</th>${anySalient ? '<th>salient PSNR</th>' : ''}<th>encode s</th><th>file</th></tr></thead>
 <tbody>${rows.join('\n')}</tbody></table>
 
 <h2>Side by side, at matched bitrate</h2>
@@ -111,7 +123,7 @@ ${hasFaces ? `<div class="chart">${timeChart}</div><p class="notes">Dips show fr
 <h2>How this was measured</h2>
 <div class="notes"><ul>
 <li>Every encode uses identical x265 settings (preset, CRF, aq-mode 2) except the ROI offsets; H.264 encodes, if present, use libx264 defaults at the same CRFs.</li>
-<li>PSNR and SSIM (full frame) are ffmpeg's psnr and ssim filters on YUV 4:2:0 ("average" and "All"). Face and background values are computed over the same decoded frames by roi-encoder: PSNR of the pooled squared error inside the face boxes of the nearest analysed frame, or outside every face and salient region (the feathered margins count as neither); SSIM on luma, 8×8 windows at 4-pixel steps as ffmpeg's filter, credited to face or background only when the window lies wholly inside it. A dash means not measurable (no face) or infinite (identical frames).</li>
+<li>PSNR and SSIM (full frame) are ffmpeg's psnr and ssim filters on YUV 4:2:0 ("average" and "All"). Face and background values are computed over the same decoded frames by roi-encoder: PSNR of the pooled squared error inside the face boxes of the nearest analysed frame, inside its salient boxes (with saliency analysis; faces excepted), or outside every face and salient region (the feathered margins count as neither); SSIM on luma, 8×8 windows at 4-pixel steps as ffmpeg's filter, credited to a class only when the window lies wholly inside it. A dash means not measurable (no face) or infinite (identical frames).</li>
 <li>BD-rate (Bjøntegaard, VCEG-M33): each curve's log10(bitrate) is fitted with a cubic polynomial in quality, both fits are integrated over the quality range the curves share, and the mean difference d is shown as (10^d − 1) × 100%. Negative means ROI needs fewer bits for the same quality.</li>
 </ul></div>
 </body></html>

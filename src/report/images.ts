@@ -119,10 +119,10 @@ export async function cropImage(frame: RgbFrame, box: Box, rotation: number, sca
     .toBuffer();
 }
 
-/** A square crop around a face, at most `maxSide` px so that 2× still fits a page, inside the frame. */
-export function faceCrop(face: Box, width: number, height: number, maxSide = 192): Box {
-  const side = Math.min(maxSide, Math.round(Math.max(face.w, face.h) * 1.5), width, height);
-  return clampBox(face.x + face.w / 2 - side / 2, face.y + face.h / 2 - side / 2, side, side, width, height);
+/** A square crop around a box (a face, a salient object), at most `maxSide` px so that 2× still fits a page, inside the frame. */
+export function cropAround(box: Box, width: number, height: number, maxSide = 192): Box {
+  const side = Math.min(maxSide, Math.round(Math.max(box.w, box.h) * 1.5), width, height);
+  return clampBox(box.x + box.w / 2 - side / 2, box.y + box.h / 2 - side / 2, side, side, width, height);
 }
 
 function clampBox(x: number, y: number, w: number, h: number, width: number, height: number): Box {

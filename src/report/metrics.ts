@@ -17,9 +17,10 @@ import { newSsimSums, SsimPlane } from './ssim.js';
  * - SSIM: the full-frame value is ffmpeg's "All" (Y, U, V weighted by size); face and background SSIM
  *   are luma SSIM, 8×8 windows at a 4-pixel step as in ffmpeg's filter, pooled over the windows that
  *   lie wholly in the mask.
- * - Face pixels: the face boxes of the analysis sample nearest each frame. Background: everything
- *   outside the plan's face and saliency regions of that frame's segment (the feathered margins
- *   around faces are neither).
+ * - Face pixels: the face boxes of the analysis sample nearest each frame. Salient pixels (with
+ *   --roi saliency): that sample's salient boxes, minus the faces. Background: everything outside
+ *   the plan's face and saliency regions of that frame's segment (the feathered margins around
+ *   faces are neither).
  */
 export interface QualityResult {
   psnr: number;
@@ -28,6 +29,9 @@ export interface QualityResult {
   faceSsim: number;
   backgroundPsnr: number;
   backgroundSsim: number;
+  /** Inside the salient boxes (NaN when the analysis found none). */
+  salientPsnr: number;
+  salientSsim: number;
   /** Face PSNR of each frame (NaN where a frame has no face). */
   facePsnrPerFrame: number[];
   frames: number;
@@ -43,7 +47,7 @@ export function psnrFromMse(mse: number): number {
 }
 
 /** Mask classes on the luma grid. */
-export const MASK = { neither: 0, face: 1, background: 2 } as const;
+export const MASK = { neither: 0, face: 1, background: 2, salient: 3 } as const;
 
 /**
  * Per-frame masks from a plan, for frames visited in increasing order: cursors into the detections
@@ -66,12 +70,20 @@ export class FaceMasks {
     return this.plan.detections[this.detection]?.faces ?? [];
   }
 
+  /** Salient boxes for a frame: those of the nearest sample (none without --roi saliency). */
+  salientAt(frame: number): { x: number; y: number; w: number; h: number }[] {
+    this.advance(frame);
+    return this.plan.detections[this.detection]?.salient ?? [];
+  }
+
   fill(frame: number, out: Uint8Array): void {
     this.advance(frame);
     out.fill(MASK.background);
     for (const r of this.plan.segments[this.segment]?.regions ?? []) {
       if (r.kind !== 'background') this.rect(out, r, MASK.neither);
     }
+    // Faces last: a face inside a salient box counts as a face.
+    for (const b of this.salientAt(frame)) this.rect(out, b, MASK.salient);
     for (const b of this.facesAt(frame)) this.rect(out, b, MASK.face);
   }
 
@@ -123,9 +135,9 @@ export async function measureQuality(reference: string, distorted: string, plan:
   const mask = new Uint8Array(ySize);
   const masks = new FaceMasks(plan, width, height);
   const ssimPlane = new SsimPlane(width, height);
-  const ssimSums = newSsimSums(3);
+  const ssimSums = newSsimSums(4);
   const meter = new ProgressMeter('measure', frameCount, options.onProgress, options.label);
-  let sseAll = 0, nAll = 0, sseFace = 0, nFace = 0, sseBg = 0, nBg = 0, ssimY = 0;
+  let sseAll = 0, nAll = 0, sseFace = 0, nFace = 0, sseBg = 0, nBg = 0, sseSal = 0, nSal = 0, ssimY = 0;
   const perFrame: number[] = [];
   let frame = 0;
 
@@ -150,6 +162,9 @@ export async function measureQuality(reference: string, distorted: string, plan:
         } else if (m === MASK.background) {
           sseBg += e;
           nBg++;
+        } else if (m === MASK.salient) {
+          sseSal += e;
+          nSal++;
         }
       }
     }
@@ -201,6 +216,8 @@ export async function measureQuality(reference: string, distorted: string, plan:
     faceSsim: ssimOf(MASK.face),
     backgroundPsnr: nBg ? psnrFromMse(sseBg / nBg) : NaN,
     backgroundSsim: ssimOf(MASK.background),
+    salientPsnr: nSal ? psnrFromMse(sseSal / nSal) : NaN,
+    salientSsim: ssimOf(MASK.salient),
     facePsnrPerFrame: perFrame,
     frames: frame,
     check: { psnr: psnrFromMse(sseAll / nAll), ssimY: ssimY / frame, ffmpegSsimY: summary.ssimY },

@@ -29,6 +29,9 @@ export const reportPointSchema = z.object({
   faceSsim: quality,
   backgroundPsnr: quality,
   backgroundSsim: quality,
+  /** Inside the salient boxes (with --roi saliency); null when there are none. */
+  salientPsnr: quality,
+  salientSsim: quality,
   /**
    * Set on the extra ROI encode whose CRF was searched to match this uniform file's bitrate, for
    * the side-by-side; it is not one of the BD-rate curves' points.
@@ -36,7 +39,7 @@ export const reportPointSchema = z.object({
   matching: z.string().optional(),
 });
 
-const bdSchema = z.object({ facePsnr: quality, psnr: quality, faceSsim: quality });
+const bdSchema = z.object({ facePsnr: quality, psnr: quality, faceSsim: quality, salientPsnr: quality });
 
 export const reportSchema = z.object({
   version: z.literal(REPORT_VERSION),
