@@ -105,7 +105,7 @@ async function variantCurve(clip: Clip, name: string, plan: Plan, report: Report
   const curve: CurvePoint[] = [];
   for (const crf of report.settings.crfs) {
     const file = join(out, `${clip.name}-${name}-${crf}.mp4`);
-    const r = await encode(clip.file, file, { force: true, crf, plan });
+    const r = await encode(clip.file, file, { force: true, crf, plan, videoOnly: true });
     const q = await measureQuality(clip.file, file, judge, bins);
     curve.push({ crf, kbps: r.bitrateKbps, psnr: q.psnr, facePsnr: q.facePsnr, faceSsim: q.faceSsim, backgroundPsnr: q.backgroundPsnr, encodeSeconds: r.encodeSeconds });
   }

@@ -175,6 +175,8 @@ async function runCompare(argv: Record<string, unknown>): Promise<void> {
 export async function main(args: string[]): Promise<void> {
   await yargs(args)
     .scriptName('roi-encode')
+    // Options are read by their dashed names; camelCase aliases would only double error messages.
+    .parserConfiguration({ 'camel-case-expansion': false })
     .version(VERSION)
     .strict()
     .command(
@@ -215,9 +217,10 @@ export async function main(args: string[]): Promise<void> {
       (argv) => runEncode(argv),
     )
     .fail((message, error) => {
-      if (error) fail(error, false);
-      process.stderr.write(`roi-encode: ${message.split('\n')[0]} (see roi-encode --help)\n`);
-      process.exit(2);
+      // Usage errors are bad input like any other: one line, exit 1, and an error event with --json.
+      const json = args.includes('--json');
+      if (error) fail(error, json);
+      fail(new RoiError('INVALID_ARGUMENTS', `${message.split('\n')[0]} (see roi-encode --help)`), json);
     })
     .help()
     .parseAsync();

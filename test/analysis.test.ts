@@ -161,6 +161,7 @@ describe('analyze CLI', () => {
     }, /truncated/],
     ['an unknown --roi kind', () => [SAMPLE, '--roi', 'cars'], /Expected one or more of faces, saliency for roi but received 'cars'/],
     ['a bad --sample-fps', () => [SAMPLE, '--sample-fps', 'abc'], /Expected number 0.1–240 for sampleFps but received 'abc'/],
+    ['an unknown option', () => [SAMPLE, '--sample-rate', '3'], /^roi-encode: Unknown argument: sample-rate \(see roi-encode --help\)$/m],
   ];
   for (const [what, args, message] of bad) {
     it(`rejects ${what} with one line and writes nothing`, () => {
@@ -173,4 +174,10 @@ describe('analyze CLI', () => {
       assert.equal(existsSync(out), false);
     });
   }
+
+  it('reports usage errors as an NDJSON error event with --json', () => {
+    const r = cli(['analyze', SAMPLE, '--bogus', '--json']);
+    assert.equal(r.code, 1);
+    assert.deepEqual(JSON.parse(r.stdout), { type: 'error', code: 'INVALID_ARGUMENTS', message: 'Unknown argument: bogus (see roi-encode --help)' });
+  });
 });

@@ -94,6 +94,13 @@ describe('encode argv builder', () => {
     assert.ok(buildEncodeArgs({ ...base, container: 'mp4', hasSubtitles: true }).join(' ').includes('-c:s mov_text'));
   });
 
+  it('leaves audio and subtitles out of video-only encodes (comparisons)', () => {
+    const args = buildEncodeArgs({ ...base, container: 'mp4', hasSubtitles: true, videoOnly: true });
+    assert.deepEqual(args.filter((a) => a.startsWith('0:')), []);
+    assert.ok(!args.includes('-c:a') && !args.includes('-c:s'), args.join(' '));
+    assert.ok(args.join(' ').includes('-map [v]'));
+  });
+
   it('knows its containers', () => {
     assert.equal(containerFor('a.MP4'), 'mp4');
     assert.equal(containerFor('a.mkv'), 'mkv');

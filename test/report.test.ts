@@ -7,7 +7,7 @@ import { chromium, type Browser } from 'playwright-core';
 import sharp from 'sharp';
 import { bdRate, measureQuality, reportSchema, type Plan, type Report } from '../src/index.js';
 import { resolveBinaries } from '../src/media/binaries.js';
-import { crfForBitrate, showcaseUniform } from '../src/report/compare.js';
+import { crfForBitrate, matchFor, showcaseUniform } from '../src/report/matching.js';
 import { heatmapImage } from '../src/report/images.js';
 import { SsimPlane, newSsimSums } from '../src/report/ssim.js';
 import { cli, fixture, SAMPLE, workDir } from './helpers.js';
@@ -149,20 +149,33 @@ describe('bitrate matching for the side-by-side', () => {
     const pts = [{ crf: 22, bitrateKbps: 80 }, { crf: 26, bitrateKbps: 40 }, { crf: 30, bitrateKbps: 20 }];
     assert.equal(crfForBitrate(pts, Math.sqrt(40 * 20)), 28);
     assert.equal(crfForBitrate(pts, 40), 26);
-    // Beyond the last encode it extrapolates, and clamps to x265's range.
+    // Beyond the last encode it extrapolates, at most 4 CRF from the nearest encode.
     assert.equal(crfForBitrate(pts, 10), 34);
-    assert.equal(crfForBitrate(pts, 1e-9), 51);
+    assert.equal(crfForBitrate(pts, 1e-9), 34);
+    // Two near-identical encodes must not send the search to a CRF near 0 or 51.
+    assert.equal(crfForBitrate([{ crf: 30, bitrateKbps: 40 }, { crf: 30.5, bitrateKbps: 39.9 }], 30), 34.5);
   });
 
-  it('matches against the uniform encode two thirds down the CRF list', () => {
-    const point = (crf: number) => ({ mode: 'uniform' as const, codec: 'hevc' as const, crf, file: `u${crf}`, bytes: 1, bitrateKbps: 100 / crf, encodeSeconds: 0, psnr: null, ssim: null, facePsnr: null, faceSsim: null, backgroundPsnr: null, backgroundSsim: null, salientPsnr: null, salientSsim: null });
-    assert.equal(showcaseUniform([22, 26, 30, 34].map(point)).crf, 30);
-    assert.equal(showcaseUniform([24, 32].map(point)).crf, 32);
+  it('brackets the target when encodes lie on both sides of it, instead of extrapolating from one side', () => {
+    // A first try at 31.2 fell short (35.1 against 37.4 wanted); the next must lie between 30 and 31.2.
+    const crf = crfForBitrate([{ crf: 30, bitrateKbps: 42 }, { crf: 34, bitrateKbps: 33 }, { crf: 31.2, bitrateKbps: 35.1 }, { crf: 31.5, bitrateKbps: 34.9 }], 37.4);
+    assert.ok(crf > 30 && crf < 31.2, `crf ${crf}`);
+  });
+
+  it('matches against the uniform encode two thirds down the CRF list, never preferring a dearer ROI encode', () => {
+    const point = (crf: number, mode: 'uniform' | 'roi' = 'uniform', bitrateKbps = 100 / crf) => ({ mode, codec: 'hevc' as const, crf, file: `${mode}${crf}`, bytes: 1, bitrateKbps, encodeSeconds: 0, psnr: null, ssim: null, facePsnr: null, faceSsim: null, backgroundPsnr: null, backgroundSsim: null, salientPsnr: null, salientSsim: null });
+    assert.equal(showcaseUniform([22, 26, 30, 34].map((c) => point(c))).crf, 30);
+    assert.equal(showcaseUniform([24, 32].map((c) => point(c))).crf, 32);
+    const uniform = point(30, 'uniform', 100);
+    // 89% beats 106% (ROI must not look better by spending more); 102% beats 70%.
+    assert.equal(matchFor(uniform, [point(29, 'roi', 106), point(31, 'roi', 89)]).crf, 31);
+    assert.equal(matchFor(uniform, [point(29, 'roi', 102), point(33, 'roi', 70)]).crf, 29);
   });
 });
 
 describe('compare on a short sample (CLI, real encodes)', () => {
-  const short = fixture(dir, 'short.mp4', (out) => ['-i', SAMPLE, '-t', '2', '-c', 'copy', out]);
+  // Two seconds of the sample with a 128 kbit/s audio track, which must not count in any bitrate.
+  const short = fixture(dir, 'short.mp4', (out) => ['-i', SAMPLE, '-f', 'lavfi', '-i', 'sine=frequency=440:duration=2', '-t', '2', '-map', '0:v', '-map', '1:a', '-c:v', 'copy', '-c:a', 'aac', '-b:a', '128k', out]);
   const out = join(dir, 'report');
   let report: Report;
   let browser: Browser;
@@ -189,6 +202,12 @@ describe('compare on a short sample (CLI, real encodes)', () => {
     }
     assert.deepEqual(readdirSync(join(out, 'encodes')).sort(), report.points.map((p) => p.file.replace('encodes/', '')).sort());
     assert.ok(existsSync(join(out, 'plan.json')));
+    // Video alone: the input's audio would swamp these bitrates (about 100 kbit/s of video at CRF 22).
+    for (const p of report.points) {
+      const { streams } = JSON.parse(spawnSync('ffprobe', ['-v', 'error', '-show_streams', '-of', 'json', join(out, p.file)], { encoding: 'utf8' }).stdout) as { streams: { codec_type: string }[] };
+      assert.deepEqual(streams.map((x) => x.codec_type), ['video'], p.file);
+      assert.ok(p.bitrateKbps < 120, `${p.file}: ${p.bitrateKbps} kbit/s`);
+    }
     assert.ok(!readdirSync(dir).some((f) => f.includes('.partial')), 'no temporary directory left');
   });
 

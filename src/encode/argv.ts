@@ -35,6 +35,8 @@ export interface EncodeArgs {
   x265Params: Record<string, string | number>;
   /** Subtitle streams present in the input (MP4 needs text subtitles converted). */
   hasSubtitles: boolean;
+  /** Video alone: no audio or subtitles (comparisons, so bitrates are the video's). */
+  videoOnly?: boolean;
 }
 
 export function x265ParamString(params: Record<string, string | number>): string {
@@ -54,12 +56,12 @@ export function buildEncodeArgs(a: EncodeArgs): string[] {
     args.push('-map', '0:v:0');
   }
   // Audio and subtitles go through untouched; '?' keeps inputs without them working.
-  args.push('-map', '0:a?', '-map', '0:s?');
+  if (!a.videoOnly) args.push('-map', '0:a?', '-map', '0:s?');
   const codec = a.codec ?? 'libx265';
   args.push('-fps_mode', 'passthrough', '-c:v', codec, '-preset', a.preset, '-crf', String(a.crf));
   if (Object.keys(a.x265Params).length) args.push(codec === 'libx265' ? '-x265-params' : '-x264-params', x265ParamString(a.x265Params));
-  args.push('-c:a', 'copy');
-  if (a.hasSubtitles) args.push('-c:s', a.container === 'mp4' ? 'mov_text' : 'copy');
+  if (!a.videoOnly) args.push('-c:a', 'copy');
+  if (a.hasSubtitles && !a.videoOnly) args.push('-c:s', a.container === 'mp4' ? 'mov_text' : 'copy');
   args.push('-map_metadata', '0', '-map_chapters', '0');
   // hvc1 (parameter sets in the sample entry) is the HEVC tag Apple players require.
   if (a.container === 'mp4') args.push(...(codec === 'libx265' ? ['-tag:v', 'hvc1'] : []), '-movflags', '+faststart');

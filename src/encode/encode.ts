@@ -33,6 +33,11 @@ export interface EncodeOptions extends Omit<AnalyzeOptions, 'roi'> {
    * against ROI HEVC (what most people ship today); it takes roi 'none' only.
    */
   codec?: 'x265' | 'x264';
+  /**
+   * Leave out audio and subtitles (default false: they are copied). Comparisons use it, so that
+   * sizes and bitrates measure the video alone.
+   */
+  videoOnly?: boolean;
 }
 
 export interface EncodeResult {
@@ -66,6 +71,13 @@ function x265Params(zones: string | undefined): Record<string, string | number> 
   };
 }
 
+/** 4:2:0 needs even sizes; checked before any analysis so nobody waits for a certain failure. */
+export function requireEvenSize(info: VideoInfo): void {
+  if (info.width % 2 || info.height % 2) {
+    throw new RoiError('ODD_SIZE', `x265 needs even dimensions for 4:2:0 video, but ${info.path} is ${info.width}x${info.height}; crop or pad it first`);
+  }
+}
+
 function checkPlanFits(plan: Plan, info: VideoInfo, source: string): void {
   const p = plan.input;
   if (p.width !== info.width || p.height !== info.height || p.frameCount !== info.frameCount) {
@@ -89,9 +101,7 @@ export async function encode(input: string, output: string, options: EncodeOptio
   await requireEncoder(bins.ffmpeg, codec === 'x264' ? 'libx264' : 'libx265');
   throwIfAborted(signal);
   const info = await probeVideo(input, bins, signal);
-  if (info.width % 2 || info.height % 2) {
-    throw new RoiError('ODD_SIZE', `x265 needs even dimensions for 4:2:0 video, but ${input} is ${info.width}x${info.height}; crop or pad it first`);
-  }
+  requireEvenSize(info);
 
   let plan: Plan | undefined;
   let analysisSeconds = 0;
@@ -129,6 +139,7 @@ export async function encode(input: string, output: string, options: EncodeOptio
         preset,
         x265Params: codec === 'x264' ? {} : x265Params(plan ? zonesParam(plan.zones) : undefined),
         hasSubtitles: info.streams.subtitle > 0,
+        videoOnly: options.videoOnly,
       });
       const warnings: string[] = [];
       await run(bins.ffmpeg, args, {

@@ -3,7 +3,7 @@ import { basename, join } from 'node:path';
 import { analyzeProbed, resolveAnalyzeOptions, type AnalyzeOptions } from '../analysis/analyze.js';
 import type { Box } from '../analysis/boxes.js';
 import { RoiError, throwIfAborted } from '../errors.js';
-import { encode } from '../encode/encode.js';
+import { encode, requireEvenSize } from '../encode/encode.js';
 import { X265_PRESETS } from '../encode/argv.js';
 import { requireEncoder, resolveBinaries } from '../media/binaries.js';
 import { checkOutputDir, writeDirAtomically } from '../media/output-file.js';
@@ -13,6 +13,7 @@ import type { ProgressListener } from '../progress.js';
 import { expectNumber, expectOneOf, invalid } from '../validate.js';
 import { VERSION } from '../version.js';
 import { bdRate } from './bdrate.js';
+import { crfForBitrate, isMatched, MATCH_ATTEMPTS, MATCH_TARGET, matchFor, showcaseUniform } from './matching.js';
 import { renderHtml, type ReportImages } from './html.js';
 import { cropImage, extractFrame, cropAround, heatmapImage, texturedPatch } from './images.js';
 import { FaceMasks, measureQuality, type QualityResult } from './metrics.js';
@@ -51,12 +52,6 @@ interface Job {
   matching?: string;
 }
 
-/** The side-by-side counts as matched when ROI spends 95–101% of the uniform encode's bits. */
-const MATCH_RANGE = [0.95, 1.01] as const;
-/** ROI aims a little below the uniform bitrate, inside MATCH_RANGE, so it never looks flattered. */
-const MATCH_TARGET = 0.98;
-/** At most this many extra ROI encodes are spent looking for the matching CRF. */
-const MATCH_ATTEMPTS = 2;
 
 /**
  * Encodes the input uniformly and with ROI at several CRFs (and optionally with x264), measures
@@ -76,6 +71,7 @@ export async function compare(input: string, outputDir: string, options: Compare
   if (baseline === 'x264') await requireEncoder(bins.ffmpeg, 'libx264');
   throwIfAborted(signal);
   const info = await probeVideo(input, bins, signal);
+  requireEvenSize(info);
   const inputBytes = (await stat(input)).size;
 
   let plan: Plan;
@@ -110,6 +106,8 @@ export async function compare(input: string, outputDir: string, options: Compare
         preset,
         strength,
         force: false,
+        // Copied audio would count in every bitrate and dilute the BD-rates.
+        videoOnly: true,
         onProgress: withLabel,
       });
       const q = await measureQuality(input, join(dir, job.file), plan, bins, { signal, onProgress: withLabel });
@@ -147,7 +145,7 @@ export async function compare(input: string, outputDir: string, options: Compare
       const crf = crfForBitrate(known, target.bitrateKbps * MATCH_TARGET);
       if (known.some((p) => p.crf === crf)) break;
       const job: Job = { mode: 'roi', crf, file: join('encodes', `roi-crf${crf}-matching-uniform-crf${target.crf}.mp4`), matching: target.file };
-      tried.push(await runJob(job, `roi crf ${crf}, matching the bitrate of uniform crf ${target.crf}`));
+      tried.push(await runJob(job, `roi crf ${crf}, matching the bitrate of uniform crf ${target.crf} (try ${attempt + 1} of at most ${MATCH_ATTEMPTS})`));
       chosen = matchFor(target, [...points, ...tried]);
     }
     // Keep the attempt that matches best (if it beats the grid); the others are removed again.
@@ -173,7 +171,7 @@ export async function compare(input: string, outputDir: string, options: Compare
 
     const matched = { uniform: target, roi: chosen };
     const frame = showcaseFrame(plan);
-    const images = await reportImages(input, dir, plan, frame, matched, bins, signal);
+    const images = await reportImages(input, dir, plan, frame, matched, strength, bins, signal);
     const report: Report = {
       version: REPORT_VERSION,
       generator: { name: 'roi-encoder', version: VERSION },
@@ -195,6 +193,7 @@ export async function compare(input: string, outputDir: string, options: Compare
         baseline: baseline === 'x264' ? 'x264' : null,
         faceQpOffset: typeof plan.settings.faceQpOffset === 'number' ? plan.settings.faceQpOffset : null,
         backgroundQpOffset: typeof plan.settings.backgroundQpOffset === 'number' ? plan.settings.backgroundQpOffset : null,
+        saliencyQpOffset: typeof plan.settings.saliencyQpOffset === 'number' ? plan.settings.saliencyQpOffset : null,
       },
       analysis: {
         plan: 'plan.json',
@@ -217,53 +216,6 @@ export async function compare(input: string, outputDir: string, options: Compare
   });
 }
 
-/**
- * The uniform encode the side-by-side is matched against: two thirds of the way down the CRF list
- * (CRF 30 of 22–34), a low-to-mid rate where compression shows but the picture is still usable.
- */
-export function showcaseUniform(points: ReportPoint[]): ReportPoint {
-  const uniform = points.filter((p) => p.mode === 'uniform').sort((a, b) => a.crf - b.crf);
-  const pick = uniform[Math.floor((uniform.length * 2) / 3)] ?? uniform.at(-1);
-  if (!pick) throw new RoiError('NO_POINTS', 'a comparison needs uniform encodes');
-  return pick;
-}
-
-/**
- * The ROI encode closest in bitrate to `uniform` (log ratio), preferring ones that spend no more
- * than it, so the side-by-side never flatters ROI.
- */
-export function matchFor(uniform: ReportPoint, points: ReportPoint[]): ReportPoint {
-  let best: { point: ReportPoint; cost: number } | undefined;
-  for (const p of points) {
-    if (p.mode !== 'roi') continue;
-    const ratio = p.bitrateKbps / uniform.bitrateKbps;
-    const cost = Math.abs(Math.log(ratio)) + (ratio > MATCH_RANGE[1] ? 0.05 : 0);
-    if (!best || cost < best.cost) best = { point: p, cost };
-  }
-  if (!best) throw new RoiError('NO_POINTS', 'a comparison needs ROI encodes');
-  return best.point;
-}
-
-const isMatched = (uniform: ReportPoint, roi: ReportPoint) => {
-  const ratio = roi.bitrateKbps / uniform.bitrateKbps;
-  return ratio >= MATCH_RANGE[0] && ratio <= MATCH_RANGE[1];
-};
-
-/**
- * The CRF (to 0.1) expected to give `kbps`: log bitrate is close to linear in CRF, so it is
- * interpolated (or extrapolated) between the two encodes whose bitrates are nearest the target.
- */
-export function crfForBitrate(points: { crf: number; bitrateKbps: number }[], kbps: number): number {
-  const byCloseness = [...points].sort((a, b) => Math.abs(Math.log(a.bitrateKbps / kbps)) - Math.abs(Math.log(b.bitrateKbps / kbps)));
-  const [a, b] = byCloseness;
-  if (!a) throw new RoiError('NO_POINTS', 'no encodes to interpolate a CRF from');
-  let crf = a.crf;
-  if (b && b.crf !== a.crf && b.bitrateKbps !== a.bitrateKbps) {
-    crf = a.crf + ((Math.log(kbps) - Math.log(a.bitrateKbps)) * (b.crf - a.crf)) / (Math.log(b.bitrateKbps) - Math.log(a.bitrateKbps));
-  }
-  return Math.round(Math.max(0, Math.min(51, crf)) * 10) / 10;
-}
-
 /** The sample with the most (then the largest) faces nearest the middle of the video. */
 export function showcaseFrame(plan: Plan): number {
   const mid = plan.input.frameCount / 2;
@@ -284,6 +236,7 @@ async function reportImages(
   plan: Plan,
   frame: number,
   matched: { uniform: ReportPoint; roi: ReportPoint },
+  strength: number,
   bins: ReturnType<typeof resolveBinaries>,
   signal?: AbortSignal,
 ): Promise<ReportImages> {
@@ -294,7 +247,9 @@ async function reportImages(
   const masks = new FaceMasks(plan, width, height);
   const faces = masks.facesAt(frame);
   const segment = plan.segments.find((s) => s.startFrame <= frame && frame < s.endFrame) ?? plan.segments[0]!;
-  const heatmap = await heatmapImage(source, segment.regions, faces, rotation);
+  // The offsets the encodes used: --strength scales every one of them.
+  const applied = segment.regions.map((r) => ({ ...r, qpOffset: r.qpOffset * strength }));
+  const heatmap = await heatmapImage(source, applied, faces, rotation);
   const crops: ReportImages['crops'] = [];
   const cropSet = async (title: string, box: Box) => ({
     title,

@@ -1,6 +1,7 @@
 import type { Box } from '../analysis/boxes.js';
 import { HEATMAP_COLOURS } from './images.js';
 import { MODE_COLOURS, overTimeSpec, rateQualitySpec, renderSvg, type SeriesPoint } from './charts.js';
+import { matchingLabel } from './matching.js';
 import type { Report, ReportPoint } from './report-schema.js';
 
 /**
@@ -22,15 +23,20 @@ const MODE_NAMES: Record<string, string> = { uniform: 'uniform HEVC', roi: 'ROI 
 const SERIES_COLOURS = Object.fromEntries(Object.entries(MODE_NAMES).map(([mode, name]) => [name, MODE_COLOURS[mode]!]));
 
 /** "38% smaller at the same face quality (PSNR)": a BD-rate in words. */
-export function bdSentence(bd: number | null, what: string): string {
-  if (bd === null) return `no shared quality range to compare ${what} (the curves do not overlap)`;
+/**
+ * One headline item, read after "ROI HEVC is": "38.0% smaller at the same face quality (PSNR) than
+ * uniform HEVC". `bold` marks the number that matters most.
+ */
+export function bdSentence(bd: number | null, what: string, against: string, bold = false): string {
+  if (bd === null) return `not comparable with ${against} on ${what}: the two curves share no quality range`;
   const pct = Math.abs(bd).toFixed(1);
-  if (Math.abs(bd) < 0.05) return `the same size at the same ${what}`;
-  return bd < 0 ? `${pct}% smaller at the same ${what}` : `${pct}% larger at the same ${what}`;
+  const claim = Math.abs(bd) < 0.05 ? `the same size at the same ${what}` : `${pct}% ${bd < 0 ? 'smaller' : 'larger'} at the same ${what}`;
+  return `${bold ? `<strong>${esc(claim)}</strong>` : esc(claim)} than ${esc(against)}`;
 }
 
+/** One chart series per mode, from the grid encodes (the bitrate-matching one is not a curve point). */
 function series(points: ReportPoint[], key: 'facePsnr' | 'psnr' | 'faceSsim' | 'backgroundPsnr' | 'salientPsnr'): SeriesPoint[] {
-  return points.map((p) => ({ series: MODE_NAMES[p.mode]!, x: p.bitrateKbps, y: p[key] ?? NaN }));
+  return points.filter((p) => !p.matching).map((p) => ({ series: MODE_NAMES[p.mode]!, x: p.bitrateKbps, y: p[key] ?? NaN }));
 }
 
 export async function renderHtml(report: Report, images: ReportImages, name: string): Promise<string> {
@@ -58,20 +64,20 @@ export async function renderHtml(report: Report, images: ReportImages, name: str
   const timeChart = hasFaces ? await renderSvg(overTimeSpec(`Face PSNR per frame, ${MODE_NAMES.uniform} ${uniform.bitrateKbps.toFixed(0)} kbit/s against ${MODE_NAMES.roi} ${roi.bitrateKbps.toFixed(0)} kbit/s`, 'face PSNR (dB)', overTime, SERIES_COLOURS)) : '';
 
   const bd = report.bdRate;
+  const hevc = 'uniform HEVC';
   const headline = anyFace
-    ? [
-        `<li><strong>${esc(bdSentence(bd.facePsnr, 'face quality (PSNR)'))}</strong> than uniform HEVC</li>`,
-        `<li>${esc(bdSentence(bd.faceSsim, 'face quality (SSIM)'))} than uniform HEVC</li>`,
-      ]
-    : ['<li>No faces were found in the analysed frames, so there is no face quality to compare.</li>'];
-  if (anySalient) headline.push(`<li>${anyFace ? '' : '<strong>'}${esc(bdSentence(bd.salientPsnr, 'quality in the salient regions (PSNR)'))}${anyFace ? '' : '</strong>'} than uniform HEVC</li>`);
-  headline.push(`<li>${esc(bdSentence(bd.psnr, 'full-frame PSNR'))} than uniform HEVC: the background pays for the ${anyFace ? 'faces' : 'salient regions'}</li>`);
+    ? [`<li>${bdSentence(bd.facePsnr, 'face quality (PSNR)', hevc, true)}</li>`, `<li>${bdSentence(bd.faceSsim, 'face quality (SSIM)', hevc)}</li>`]
+    : [];
+  if (anySalient) headline.push(`<li>${bdSentence(bd.salientPsnr, 'quality in the salient regions (PSNR)', hevc, !anyFace)}</li>`);
+  const pays = bd.psnr !== null && bd.psnr > 0 && (anyFace || anySalient) ? `: the background pays for the ${anyFace ? 'faces' : 'salient regions'}` : '';
+  headline.push(`<li>${bdSentence(bd.psnr, 'full-frame PSNR', hevc)}${pays}</li>`);
   if (report.bdRateVsX264) {
     const x = report.bdRateVsX264;
-    headline.push(`<li>${esc(anyFace ? bdSentence(x.facePsnr, 'face quality (PSNR)') : bdSentence(x.psnr, 'full-frame PSNR'))} than uniform H.264 (x264)</li>`);
+    headline.push(`<li>${anyFace ? bdSentence(x.facePsnr, 'face quality (PSNR)', 'uniform H.264 (x264)') : bdSentence(x.psnr, 'full-frame PSNR', 'uniform H.264 (x264)')}</li>`);
   }
+  const noFaces = anyFace ? '' : '<p class="headline">No faces were found in the analysed frames, so there is no face quality to compare.</p>';
 
-  const rows = points.map((p) => `<tr class="${p.mode}"><td>${MODE_NAMES[p.mode]}${p.matching ? ' (bitrate matched)' : ''}</td><td>${p.crf}</td><td>${(p.bytes / 1024).toFixed(1)}</td><td>${p.bitrateKbps.toFixed(1)}</td><td>${fmt(p.facePsnr, 2)}</td><td>${fmt(p.faceSsim, 4)}</td><td>${fmt(p.psnr, 2)}</td><td>${fmt(p.ssim, 4)}</td><td>${fmt(p.backgroundPsnr, 2)}</td>${anySalient ? `<td>${fmt(p.salientPsnr, 2)}</td>` : ''}<td>${p.encodeSeconds.toFixed(1)}</td><td><a href="${esc(p.file)}">${esc(p.file)}</a></td></tr>`);
+  const rows = points.map((p) => `<tr class="${p.mode}"><td>${MODE_NAMES[p.mode]}${p.matching ? ` (${matchingLabel(p, points)})` : ''}</td><td>${p.crf}</td><td>${(p.bytes / 1024).toFixed(1)}</td><td>${p.bitrateKbps.toFixed(1)}</td><td>${fmt(p.facePsnr, 2)}</td><td>${fmt(p.faceSsim, 4)}</td><td>${fmt(p.psnr, 2)}</td><td>${fmt(p.ssim, 4)}</td><td>${fmt(p.backgroundPsnr, 2)}</td>${anySalient ? `<td>${fmt(p.salientPsnr, 2)}</td>` : ''}<td>${p.encodeSeconds.toFixed(1)}</td><td><a href="${esc(p.file)}">${esc(p.file)}</a></td></tr>`);
   const crops = images.crops.map((c) => `
     <figure class="crops"><figcaption>${esc(c.title)} at 2× (frame ${images.frame}, ${c.box.w}×${c.box.h} px at ${c.box.x},${c.box.y})</figcaption>
       <div class="row">
@@ -97,7 +103,8 @@ tr.roi td:first-child{color:${MODE_COLOURS.roi};font-weight:600} tr.x264 td:firs
 .notes{font-size:.9em;color:#444}
 </style></head><body>
 <h1>ROI against uniform: ${esc(name)}</h1>
-<p class="meta">${input.width}×${input.height}${input.rotation ? ` (rotated ${input.rotation}°)` : ''}, ${input.frameCount} frames, ${input.durationSeconds.toFixed(2)} s at ${input.frameRate.toFixed(3)} fps · x265 preset ${esc(report.settings.preset)}, CRF ${report.settings.crfs.join(', ')} · face QP offset ${report.settings.faceQpOffset ?? '–'}, background ${report.settings.backgroundQpOffset ?? '–'}, strength ${report.settings.strength} · roi-encoder ${esc(report.generator.version)}, ${esc(report.createdAt)}</p>
+<p class="meta">${input.width}×${input.height}${input.rotation ? ` (rotated ${input.rotation}°)` : ''}, ${input.frameCount} frames, ${input.durationSeconds.toFixed(2)} s at ${input.frameRate.toFixed(3)} fps · x265 preset ${esc(report.settings.preset)}, CRF ${report.settings.crfs.join(', ')} · QP offsets: face ${report.settings.faceQpOffset ?? '–'}${report.settings.saliencyQpOffset !== null ? `, salient ${report.settings.saliencyQpOffset}` : ''}, background ${report.settings.backgroundQpOffset ?? '–'}, strength ${report.settings.strength} · roi-encoder ${esc(report.generator.version)}, ${esc(report.createdAt)}</p>
+${noFaces}
 <h2>In short: ROI HEVC is</h2>
 <ul class="headline">${headline.join('\n')}</ul>
 <p class="notes">Each figure is a Bjøntegaard delta rate (BD-rate) over the encodes below. The analysis looked at ${report.analysis.samples} sampled frames and found ${report.analysis.faceDetections} faces in them${report.analysis.given ? ' by an earlier analysis' : ` in ${report.analysis.seconds.toFixed(1)} s`}; the plan has ${report.analysis.segments} segments (<a href="${esc(report.analysis.plan)}">plan.json</a>).</p>

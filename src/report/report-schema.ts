@@ -62,6 +62,8 @@ export const reportSchema = z.object({
     baseline: z.enum(['x264']).nullable(),
     faceQpOffset: z.number().nullable(),
     backgroundQpOffset: z.number().nullable(),
+    /** With saliency analysis; null without. */
+    saliencyQpOffset: z.number().nullable(),
   }),
   analysis: z.object({
     /** plan.json in the report directory: the plan every ROI encode used. */

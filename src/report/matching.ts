@@ -1,0 +1,81 @@
+import { RoiError } from '../errors.js';
+import type { ReportPoint } from './report-schema.js';
+
+/*
+ * Bitrate matching for the report's side-by-side: which uniform encode to show, which ROI encode
+ * matches it, and which CRF to try next when none does. Pure functions, unit-tested.
+ */
+/** The side-by-side counts as matched when ROI spends 95–101% of the uniform encode's bits. */
+export const MATCH_RANGE = [0.95, 1.01] as const;
+/** ROI aims a little below the uniform bitrate, inside MATCH_RANGE, so it never looks flattered. */
+export const MATCH_TARGET = 0.98;
+/** At most this many extra ROI encodes are spent looking for the matching CRF. */
+export const MATCH_ATTEMPTS = 2;
+
+/**
+ * The uniform encode the side-by-side is matched against: two thirds of the way down the CRF list
+ * (CRF 30 of 22–34), a low-to-mid rate where compression shows but the picture is still usable.
+ */
+export function showcaseUniform(points: ReportPoint[]): ReportPoint {
+  const uniform = points.filter((p) => p.mode === 'uniform').sort((a, b) => a.crf - b.crf);
+  const pick = uniform[Math.floor((uniform.length * 2) / 3)] ?? uniform.at(-1);
+  if (!pick) throw new RoiError('NO_POINTS', 'a comparison needs uniform encodes');
+  return pick;
+}
+
+/**
+ * The ROI encode closest in bitrate to `uniform` (log ratio), preferring ones that spend no more
+ * than it, so the side-by-side never flatters ROI.
+ */
+export function matchFor(uniform: ReportPoint, points: ReportPoint[]): ReportPoint {
+  let best: { point: ReportPoint; cost: number } | undefined;
+  for (const p of points) {
+    if (p.mode !== 'roi') continue;
+    const ratio = p.bitrateKbps / uniform.bitrateKbps;
+    // Spending more than uniform flatters ROI, so it costs as much as being ~25% short: 89% beats
+    // 106%, but 102% still beats 70%.
+    const cost = Math.abs(Math.log(ratio)) + (ratio > MATCH_RANGE[1] ? 0.3 : 0);
+    if (!best || cost < best.cost) best = { point: p, cost };
+  }
+  if (!best) throw new RoiError('NO_POINTS', 'a comparison needs ROI encodes');
+  return best.point;
+}
+
+export const isMatched = (uniform: { bitrateKbps: number }, roi: { bitrateKbps: number }) => {
+  const ratio = roi.bitrateKbps / uniform.bitrateKbps;
+  return ratio >= MATCH_RANGE[0] && ratio <= MATCH_RANGE[1];
+};
+
+/** A CRF search step goes at most this far from the nearest encode: bitrate is only log-linear locally. */
+const MAX_CRF_STEP = 4;
+
+/**
+ * The CRF (to 0.1) expected to give `kbps`: log bitrate is close to linear in CRF, so it is
+ * interpolated between the nearest encodes above and below the target when there are both, and
+ * extrapolated from the two nearest otherwise, at most MAX_CRF_STEP from the nearest encode.
+ */
+export function crfForBitrate(points: { crf: number; bitrateKbps: number }[], kbps: number): number {
+  const distance = (p: { bitrateKbps: number }) => Math.abs(Math.log(p.bitrateKbps / kbps));
+  const byCloseness = [...points].sort((a, b) => distance(a) - distance(b));
+  const nearest = byCloseness[0];
+  if (!nearest) throw new RoiError('NO_POINTS', 'no encodes to interpolate a CRF from');
+  const above = byCloseness.find((p) => p.bitrateKbps > kbps);
+  const below = byCloseness.find((p) => p.bitrateKbps < kbps);
+  const [a, b] = above && below ? [above, below] : [nearest, byCloseness.find((p) => p.crf !== nearest.crf && p.bitrateKbps !== nearest.bitrateKbps)];
+  let crf = nearest.crf;
+  if (b && b.crf !== a.crf && b.bitrateKbps !== a.bitrateKbps) {
+    crf = a.crf + ((Math.log(kbps) - Math.log(a.bitrateKbps)) * (b.crf - a.crf)) / (Math.log(b.bitrateKbps) - Math.log(a.bitrateKbps));
+  }
+  crf = Math.max(nearest.crf - MAX_CRF_STEP, Math.min(nearest.crf + MAX_CRF_STEP, crf));
+  return Math.round(Math.max(0, Math.min(51, crf)) * 10) / 10;
+}
+
+/**
+ * How the table names a bitrate-matching try: "bitrate matched" only when it landed in MATCH_RANGE
+ * of the uniform encode it was made for, "closest try" when it is the nearest that could be had.
+ */
+export function matchingLabel(point: ReportPoint, points: ReportPoint[]): string | undefined {
+  if (!point.matching) return undefined;
+  const uniform = points.find((p) => p.file === point.matching);
+  return uniform && isMatched(uniform, point) ? 'bitrate matched' : 'closest try at matching bitrate';
+}
