@@ -6,7 +6,9 @@ import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser } from 'playwright-core';
 import sharp from 'sharp';
 import { bdRate, measureQuality, reportSchema, type Plan, type Report } from '../src/index.js';
+import { FaceMasks } from '../src/report/metrics.js';
 import { resolveBinaries } from '../src/media/binaries.js';
+import { lowPercentile } from '../src/report/compare.js';
 import { crfForBitrate, matchFor, showcaseUniform } from '../src/report/matching.js';
 import { heatmapImage } from '../src/report/images.js';
 import { SsimPlane, newSsimSums } from '../src/report/ssim.js';
@@ -75,6 +77,25 @@ describe('quality metrics on synthetic pairs with known answers', () => {
     assert.ok(q.salientPsnr < 35, `salient PSNR ${q.salientPsnr}`);
     assert.ok(q.salientSsim < 0.9, `salient SSIM ${q.salientSsim}`);
     assert.equal(q.backgroundPsnr, Infinity, 'background pixels are unchanged');
+  });
+
+  it('measures a moving face where it is: boxes interpolated between samples, held across a cut', () => {
+    const plan = syntheticPlan(20, FACE);
+    plan.detections = [
+      { frame: 0, time: 0, faces: [{ x: 0, y: 10, w: 20, h: 20, score: 1 }] },
+      { frame: 8, time: 0.32, faces: [{ x: 32, y: 10, w: 20, h: 20, score: 1 }, { x: 100, y: 60, w: 20, h: 20, score: 1 }] },
+      { frame: 16, time: 0.64, faces: [{ x: 10, y: 10, w: 20, h: 20, score: 1 }] },
+    ];
+    plan.cuts = [12];
+    const masks = new FaceMasks(plan, 128, 96);
+    assert.deepEqual(masks.facesAt(0), [{ x: 0, y: 10, w: 20, h: 20, score: 1 }]);
+    // Frame 2: a quarter of the way; the face that only the next sample has is not there yet.
+    assert.deepEqual(masks.facesAt(2), [{ x: 8, y: 10, w: 20, h: 20 }]);
+    // Frame 6: three quarters; the new face has appeared.
+    assert.deepEqual(masks.facesAt(6).map((b) => b.x), [24, 100]);
+    // A scene cut at 12: frames before it keep the earlier sample's faces, frames after take the later ones.
+    assert.deepEqual(masks.facesAt(11).map((b) => b.x), [32, 100]);
+    assert.deepEqual(masks.facesAt(12).map((b) => b.x), [10]);
   });
 
   it('our luma SSIM equals ffmpeg’s ssim filter on a real encode', async () => {
@@ -162,8 +183,15 @@ describe('bitrate matching for the side-by-side', () => {
     assert.ok(crf > 30 && crf < 31.2, `crf ${crf}`);
   });
 
+  it('takes the worst 5% of frames by nearest rank, ignoring frames without a face', () => {
+    const values = [...Array.from({ length: 19 }, (_, i) => 40 + i), 30, NaN, NaN];
+    assert.equal(lowPercentile(values, 0.05), 30);
+    assert.equal(lowPercentile(values, 0.1), 40);
+    assert.ok(Number.isNaN(lowPercentile([NaN], 0.05)));
+  });
+
   it('matches against the uniform encode two thirds down the CRF list, never preferring a dearer ROI encode', () => {
-    const point = (crf: number, mode: 'uniform' | 'roi' = 'uniform', bitrateKbps = 100 / crf) => ({ mode, codec: 'hevc' as const, crf, file: `${mode}${crf}`, bytes: 1, bitrateKbps, encodeSeconds: 0, psnr: null, ssim: null, facePsnr: null, faceSsim: null, backgroundPsnr: null, backgroundSsim: null, salientPsnr: null, salientSsim: null });
+    const point = (crf: number, mode: 'uniform' | 'roi' = 'uniform', bitrateKbps = 100 / crf) => ({ mode, codec: 'hevc' as const, crf, file: `${mode}${crf}`, bytes: 1, bitrateKbps, encodeSeconds: 0, psnr: null, ssim: null, facePsnr: null, facePsnrWorst5: null, faceSsim: null, backgroundPsnr: null, backgroundSsim: null, salientPsnr: null, salientSsim: null });
     assert.equal(showcaseUniform([22, 26, 30, 34].map((c) => point(c))).crf, 30);
     assert.equal(showcaseUniform([24, 32].map((c) => point(c))).crf, 32);
     const uniform = point(30, 'uniform', 100);

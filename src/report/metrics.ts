@@ -17,8 +17,9 @@ import { newSsimSums, SsimPlane } from './ssim.js';
  * - SSIM: the full-frame value is ffmpeg's "All" (Y, U, V weighted by size); face and background SSIM
  *   are luma SSIM, 8×8 windows at a 4-pixel step as in ffmpeg's filter, pooled over the windows that
  *   lie wholly in the mask.
- * - Face pixels: the face boxes of the analysis sample nearest each frame. Salient pixels (with
- *   --roi saliency): that sample's salient boxes, minus the faces. Background: everything outside
+ * - Face pixels: the face boxes of the analysis samples, interpolated between them (not across
+ *   scene cuts). Salient pixels (with
+ *   --roi saliency): the nearest sample's salient boxes, minus the faces. Background: everything outside
  *   the plan's face and saliency regions of that frame's segment (the feathered margins around
  *   faces are neither).
  */
@@ -49,31 +50,79 @@ export function psnrFromMse(mse: number): number {
 /** Mask classes on the luma grid. */
 export const MASK = { neither: 0, face: 1, background: 2, salient: 3 } as const;
 
+type Rect = { x: number; y: number; w: number; h: number };
+
+/**
+ * Face boxes between two samples: each face of the earlier sample paired with the nearest face of the
+ * later one (centres closer than twice the larger width: a face at 10 px a frame moves ~1.2 widths
+ * between samples) moves linearly between them; an unpaired face is
+ * kept for the half of the interval nearer its own sample. `t` runs from 0 (at `a`) to 1 (at `b`).
+ */
+export function interpolateFaces(a: Rect[], b: Rect[], t: number): Rect[] {
+  const centre = (r: Rect) => [r.x + r.w / 2, r.y + r.h / 2] as const;
+  const pairs: [Rect, Rect][] = [];
+  const usedB = new Set<number>();
+  const candidates = a.flatMap((fa, i) => b.map((fb, j) => ({ i, j, d: Math.hypot(centre(fa)[0] - centre(fb)[0], centre(fa)[1] - centre(fb)[1]) })))
+    .filter((c) => c.d < 2 * Math.max(a[c.i]!.w, b[c.j]!.w))
+    .sort((p, q) => p.d - q.d);
+  const usedA = new Set<number>();
+  for (const c of candidates) {
+    if (usedA.has(c.i) || usedB.has(c.j)) continue;
+    usedA.add(c.i);
+    usedB.add(c.j);
+    pairs.push([a[c.i]!, b[c.j]!]);
+  }
+  const lerp = (p: number, q: number) => p + (q - p) * t;
+  const out = pairs.map(([p, q]) => ({ x: lerp(p.x, q.x), y: lerp(p.y, q.y), w: lerp(p.w, q.w), h: lerp(p.h, q.h) }));
+  if (t < 0.5) out.push(...a.filter((_, i) => !usedA.has(i)));
+  else out.push(...b.filter((_, j) => !usedB.has(j)));
+  return out;
+}
+
 /**
  * Per-frame masks from a plan, for frames visited in increasing order: cursors into the detections
  * and segments advance with the frame, so a long video costs linear time.
  */
 export class FaceMasks {
+  /** Index of the last sample at or before the current frame (0 before the first sample). */
   private detection = 0;
   private segment = 0;
   private lastFrame = -1;
+  private readonly cuts: number[];
 
   constructor(
     private readonly plan: Plan,
     private readonly width: number,
     private readonly height: number,
-  ) {}
+  ) {
+    this.cuts = plan.cuts ?? [];
+  }
 
-  /** Face boxes for a frame: the detections of the nearest sample. */
-  facesAt(frame: number): { x: number; y: number; w: number; h: number }[] {
+  /**
+   * Face boxes for a frame: between two samples they are interpolated (a face moving 10 px a frame
+   * would otherwise be measured up to half a sample step off), except across a scene cut, where each
+   * side keeps its own sample's faces.
+   */
+  facesAt(frame: number): Rect[] {
     this.advance(frame);
-    return this.plan.detections[this.detection]?.faces ?? [];
+    const d = this.plan.detections;
+    const a = d[this.detection];
+    const b = d[this.detection + 1];
+    if (!a) return [];
+    if (!b || frame <= a.frame) return a.faces;
+    const cut = this.cuts.find((c) => c > a.frame && c <= b.frame);
+    if (cut !== undefined) return frame < cut ? a.faces : b.faces;
+    return interpolateFaces(a.faces, b.faces, (frame - a.frame) / (b.frame - a.frame));
   }
 
   /** Salient boxes for a frame: those of the nearest sample (none without --roi saliency). */
-  salientAt(frame: number): { x: number; y: number; w: number; h: number }[] {
+  salientAt(frame: number): Rect[] {
     this.advance(frame);
-    return this.plan.detections[this.detection]?.salient ?? [];
+    const d = this.plan.detections;
+    const a = d[this.detection];
+    const b = d[this.detection + 1];
+    const nearest = b && b.frame - frame < frame - (a?.frame ?? 0) ? b : a;
+    return nearest?.salient ?? [];
   }
 
   fill(frame: number, out: Uint8Array): void {
@@ -91,12 +140,12 @@ export class FaceMasks {
     if (frame < this.lastFrame) throw new Error('FaceMasks visits frames in increasing order');
     this.lastFrame = frame;
     const d = this.plan.detections;
-    while (this.detection + 1 < d.length && Math.abs(d[this.detection + 1]!.frame - frame) <= Math.abs(d[this.detection]!.frame - frame)) this.detection++;
+    while (this.detection + 1 < d.length && d[this.detection + 1]!.frame <= frame) this.detection++;
     const s = this.plan.segments;
     while (this.segment + 1 < s.length && s[this.segment]!.endFrame <= frame) this.segment++;
   }
 
-  private rect(mask: Uint8Array, b: { x: number; y: number; w: number; h: number }, value: number): void {
+  private rect(mask: Uint8Array, b: Rect, value: number): void {
     const { width, height } = this;
     const x0 = Math.max(0, Math.floor(b.x)), x1 = Math.min(width, Math.ceil(b.x + b.w));
     const y0 = Math.max(0, Math.floor(b.y)), y1 = Math.min(height, Math.ceil(b.y + b.h));

@@ -26,6 +26,8 @@ export const reportPointSchema = z.object({
   psnr: quality,
   ssim: quality,
   facePsnr: quality,
+  /** Face PSNR of the worst 5% of frames (5th percentile of the per-frame values): dips on motion. */
+  facePsnrWorst5: quality,
   faceSsim: quality,
   backgroundPsnr: quality,
   backgroundSsim: quality,
