@@ -48,9 +48,10 @@ export const planSchema = z.object({
   detections: z.array(z.object({
     frame: nonNegInt,
     time: z.number(),
-    faces: z.array(z.object({ ...box, score: z.number().min(0).max(1) })),
+    /** `track`: the face (or salient object) this detection belongs to across samples, if tracked. */
+    faces: z.array(z.object({ ...box, score: z.number().min(0).max(1), track: nonNegInt.optional() })),
     /** Salient regions found in this sample (with --roi saliency); score is the mean saliency 0–1. */
-    salient: z.array(z.object({ ...box, score: z.number().min(0).max(1) })).optional(),
+    salient: z.array(z.object({ ...box, score: z.number().min(0).max(1), track: nonNegInt.optional() })).optional(),
   })),
   cuts: z.array(nonNegInt).optional(),
   segments: z.array(z.object({

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, truncateSync, copyFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { FaceMasks } from '../src/report/metrics.js';
 import { analyze, planToJson, validatePlan, type Plan } from '../src/index.js';
 import { centre, cli, devComposite, fixture, MEDIA, SAMPLE, workDir } from './helpers.js';
 
@@ -31,6 +32,8 @@ describe('analysis on real video', () => {
     assert.equal(stray.length, 0, 'detections away from the only face');
     // Every frame of a face-filled clip carries a face region, first in its segment.
     for (const s of plan.segments) assert.equal(s.regions[0]?.kind, 'face');
+    // One person, one track: every detection says which face it is, for measuring it between samples.
+    assert.deepEqual([...new Set(plan.detections.flatMap((d) => d.faces.map((f) => f.track)))], [1]);
   });
 
   it('puts the face box of astronaut.png where the face is', async () => {
@@ -112,6 +115,17 @@ describe('analysis on real video', () => {
       const [x0, y0, x1, y1] = [Math.max(0, cx - 30), Math.max(0, cy - 30), Math.min(640, cx + 30), Math.min(360, cy + 30)];
       const covered = faceRegionsAt(plan, n).some((r) => r.x <= x0 && r.y <= y0 && r.x + r.w >= x1 && r.y + r.h >= y1);
       assert.ok(covered, `frame ${n}: face at (${cx.toFixed(0)}, ${cy.toFixed(0)}) is not covered`);
+    }
+    // The quality measurement follows it too: the face box it measures stays on the face on every
+    // frame. Holding the nearest sample's box would put it up to 56 px off (14 px a frame); moving it
+    // linearly between samples leaves ~20 px where the bob turns.
+    const masks = new FaceMasks(plan, 640, 360);
+    for (let n = 0; n < 40; n++) {
+      const t = n / 25;
+      const boxes = masks.facesAt(n);
+      assert.equal(boxes.length, 1, `frame ${n}`);
+      const [bx, by] = centre(boxes[0]!);
+      assert.ok(near([bx, by], [20 + 350 * t + 60, 100 + 60 * Math.sin(2 * Math.PI * t) + 60], 30), `frame ${n}: measured at (${bx.toFixed(0)}, ${by.toFixed(0)})`);
     }
   });
 

@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser } from 'playwright-core';
 import sharp from 'sharp';
 import { bdRate, measureQuality, reportSchema, type Plan, type Report } from '../src/index.js';
-import { FaceMasks } from '../src/report/metrics.js';
+import { boxesAt, FaceMasks, pairBoxes } from '../src/report/metrics.js';
 import { resolveBinaries } from '../src/media/binaries.js';
 import { lowPercentile } from '../src/report/compare.js';
 import { crfForBitrate, matchFor, showcaseUniform } from '../src/report/matching.js';
@@ -98,6 +98,18 @@ describe('quality metrics on synthetic pairs with known answers', () => {
     assert.deepEqual(masks.facesAt(12).map((b) => b.x), [10]);
   });
 
+  it('pairs boxes by track first, so a small fast face is followed however far it moves', () => {
+    const box = (x: number, track?: number) => ({ x, y: 0, w: 20, h: 20, ...(track === undefined ? {} : { track }) });
+    // Track 1 moves 100 px (5 widths) between samples; track 2 ends where track 3 begins (a face the
+    // tracker lost and found again) and they pair by distance; track 4 ends far from anything.
+    const pairing = pairBoxes([box(0, 1), box(200, 2), box(400, 4)], [box(100, 1), box(230, 3)]);
+    assert.deepEqual(boxesAt(pairing, 0.5).map((b) => b.x), [50, 215]);
+    assert.deepEqual(boxesAt(pairing, 0.25).map((b) => b.x), [25, 207.5, 400]);
+    // Untracked boxes pair by distance, within twice the width.
+    assert.equal(pairBoxes([box(0)], [box(30)]).pairs.length, 1);
+    assert.equal(pairBoxes([box(0)], [box(50)]).pairs.length, 0);
+  });
+
   it('our luma SSIM equals ffmpeg’s ssim filter on a real encode', async () => {
     const encoded = fixture(dir, 'lossy.mp4', (out) => ['-i', source, '-c:v', 'libx264', '-crf', '35', out]);
     const q = await measureQuality(source, encoded, syntheticPlan(10, FACE), bins);
@@ -183,7 +195,7 @@ describe('bitrate matching for the side-by-side', () => {
     assert.ok(crf > 30 && crf < 31.2, `crf ${crf}`);
   });
 
-  it('takes the worst 5% of frames by nearest rank, ignoring frames without a face', () => {
+  it('takes the 5th-percentile frame by nearest rank, ignoring frames without a face', () => {
     const values = [...Array.from({ length: 19 }, (_, i) => 40 + i), 30, NaN, NaN];
     assert.equal(lowPercentile(values, 0.05), 30);
     assert.equal(lowPercentile(values, 0.1), 40);
@@ -191,7 +203,7 @@ describe('bitrate matching for the side-by-side', () => {
   });
 
   it('matches against the uniform encode two thirds down the CRF list, never preferring a dearer ROI encode', () => {
-    const point = (crf: number, mode: 'uniform' | 'roi' = 'uniform', bitrateKbps = 100 / crf) => ({ mode, codec: 'hevc' as const, crf, file: `${mode}${crf}`, bytes: 1, bitrateKbps, encodeSeconds: 0, psnr: null, ssim: null, facePsnr: null, facePsnrWorst5: null, faceSsim: null, backgroundPsnr: null, backgroundSsim: null, salientPsnr: null, salientSsim: null });
+    const point = (crf: number, mode: 'uniform' | 'roi' = 'uniform', bitrateKbps = 100 / crf) => ({ mode, codec: 'hevc' as const, crf, file: `${mode}${crf}`, bytes: 1, bitrateKbps, encodeSeconds: 0, psnr: null, ssim: null, facePsnr: null, facePsnrP5: null, faceSsim: null, backgroundPsnr: null, backgroundSsim: null, salientPsnr: null, salientSsim: null });
     assert.equal(showcaseUniform([22, 26, 30, 34].map((c) => point(c))).crf, 30);
     assert.equal(showcaseUniform([24, 32].map((c) => point(c))).crf, 32);
     const uniform = point(30, 'uniform', 100);

@@ -12,7 +12,7 @@ import { planSampling, sampleFrames } from './frames.js';
 import { buildSegments, type FrameRegion } from './importance.js';
 import { SaliencyModel, salientBoxes } from './saliency.js';
 import { displayToCoded } from './orientation.js';
-import { interpolateTracks, trackFaces, type Sample } from './tracker.js';
+import { interpolateTracks, labelWithTracks, trackFaces, type Sample } from './tracker.js';
 
 export const ROI_KINDS = ['faces', 'saliency'] as const;
 export type RoiKind = (typeof ROI_KINDS)[number];
@@ -195,12 +195,16 @@ export async function analyzeProbed(
 
   const trackerOptions = { maxMissedSamples: d.maxMissedSamples, minHits: d.minHits, singleHitScore: d.singleHitScore };
   const interpolation = { frameCount: info.frameCount, step: sampling.step, cuts, width: info.width, height: info.height };
-  const perFrame: FrameRegion[][] = interpolateTracks(trackFaces(samples, cuts, trackerOptions), interpolation);
+  const faceTracks = trackFaces(samples, cuts, trackerOptions);
+  const perFrame: FrameRegion[][] = interpolateTracks(faceTracks, interpolation);
+  const facesByTrack = labelWithTracks(samples.map((s) => ({ frame: s.frame, boxes: s.faces })), faceTracks);
+  let salientByTrack: ScoredBox[][] = samples.map((s) => s.salient);
   if (saliency) {
     // Salient objects are tracked like faces, so their regions move and persist as smoothly.
     const salientTracks = trackFaces(samples.map((s) => ({ frame: s.frame, faces: s.salient })), cuts, { ...trackerOptions, singleHitScore: 2 });
     const salientFrames = interpolateTracks(salientTracks.map((t) => ({ ...t, id: t.id + SALIENT_TRACK_BASE })), interpolation);
     salientFrames.forEach((list, f) => perFrame[f]!.push(...list.map((b) => ({ ...b, kind: 'saliency' as const }))));
+    salientByTrack = labelWithTracks(samples.map((s) => ({ frame: s.frame, boxes: s.salient })), salientTracks, SALIENT_TRACK_BASE);
   }
   const maxSegmentFrames = Math.max(1, Math.round(d.maxSegmentSeconds * info.frameRate));
   const segments = buildSegments(perFrame, {
@@ -246,7 +250,7 @@ export async function analyzeProbed(
       durationSeconds: Math.round(info.durationSeconds * 1e6) / 1e6,
     },
     settings: { ...settings },
-    detections: samples.map((s) => ({ frame: s.frame, time: Math.round(s.time * 1e6) / 1e6, faces: s.faces, ...(saliency ? { salient: s.salient } : {}) })),
+    detections: samples.map((s, i) => ({ frame: s.frame, time: Math.round(s.time * 1e6) / 1e6, faces: facesByTrack[i]!, ...(saliency ? { salient: salientByTrack[i]! } : {}) })),
     cuts,
     segments,
     zones: [],

@@ -119,6 +119,21 @@ export function trackFaces(samples: Sample[], cuts: number[], options: TrackerOp
     .map((t, i) => ({ id: i + 1, points: t.points }));
 }
 
+/**
+ * Labels each sample's boxes with the id of the track that took them (plus `idOffset`), so the plan
+ * records which detection is which face from sample to sample. Boxes no track kept (one-off weak
+ * detections) stay unlabelled.
+ */
+export function labelWithTracks<T extends ScoredBox>(samples: { frame: number; boxes: T[] }[], tracks: Track[], idOffset = 0): (T & { track?: number })[][] {
+  const key = (frame: number, b: Box) => `${frame}:${b.x}:${b.y}:${b.w}:${b.h}`;
+  const ids = new Map<string, number>();
+  for (const t of tracks) for (const p of t.points) ids.set(key(p.frame, p), t.id + idOffset);
+  return samples.map((s) => s.boxes.map((b) => {
+    const id = ids.get(key(s.frame, b));
+    return id === undefined ? b : { ...b, track: id };
+  }));
+}
+
 export interface FrameFace extends ScoredBox {
   track: number;
 }

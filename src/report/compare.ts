@@ -124,7 +124,7 @@ export async function compare(input: string, outputDir: string, options: Compare
         psnr: finiteOrNull(q.psnr),
         ssim: finiteOrNull(q.ssim, 6),
         facePsnr: finiteOrNull(q.facePsnr),
-        facePsnrWorst5: finiteOrNull(lowPercentile(q.facePsnrPerFrame, 0.05)),
+        facePsnrP5: finiteOrNull(lowPercentile(q.facePsnrPerFrame, 0.05)),
         faceSsim: finiteOrNull(q.faceSsim, 6),
         backgroundPsnr: finiteOrNull(q.backgroundPsnr),
         backgroundSsim: finiteOrNull(q.backgroundSsim, 6),
@@ -218,11 +218,12 @@ export async function compare(input: string, outputDir: string, options: Compare
 }
 
 /**
- * The value below which `share` of the finite values lie (nearest rank): with 0.05, the face PSNR
- * of the worst 5% of frames, where motion, cuts or keyframe cycles hurt. NaN with no values.
+ * The `share` percentile by nearest rank: with 0.05, the face PSNR of the 5th-percentile frame, a
+ * frame worse than 95% of the others (dips from motion, cuts or keyframe cycles). NaN values
+ * (frames without a face) are left out; Infinity (a face coded losslessly) counts. NaN if none.
  */
 export function lowPercentile(values: number[], share: number): number {
-  const finite = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
+  const finite = values.filter((v) => !Number.isNaN(v)).sort((a, b) => a - b);
   if (finite.length === 0) return NaN;
   return finite[Math.max(0, Math.ceil(share * finite.length) - 1)]!;
 }

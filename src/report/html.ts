@@ -77,7 +77,7 @@ export async function renderHtml(report: Report, images: ReportImages, name: str
   }
   const noFaces = anyFace ? '' : '<p class="headline">No faces were found in the analysed frames, so there is no face quality to compare.</p>';
 
-  const rows = points.map((p) => `<tr class="${p.mode}"><td>${MODE_NAMES[p.mode]}${p.matching ? ` (${matchingLabel(p, points)})` : ''}</td><td>${p.crf}</td><td>${(p.bytes / 1024).toFixed(1)}</td><td>${p.bitrateKbps.toFixed(1)}</td><td>${fmt(p.facePsnr, 2)}</td><td>${fmt(p.facePsnrWorst5, 2)}</td><td>${fmt(p.faceSsim, 4)}</td><td>${fmt(p.psnr, 2)}</td><td>${fmt(p.ssim, 4)}</td><td>${fmt(p.backgroundPsnr, 2)}</td>${anySalient ? `<td>${fmt(p.salientPsnr, 2)}</td>` : ''}<td>${p.encodeSeconds.toFixed(1)}</td><td><a href="${esc(p.file)}">${esc(p.file)}</a></td></tr>`);
+  const rows = points.map((p) => `<tr class="${p.mode}"><td>${MODE_NAMES[p.mode]}${p.matching ? ` (${matchingLabel(p, points)})` : ''}</td><td>${p.crf}</td><td>${(p.bytes / 1024).toFixed(1)}</td><td>${p.bitrateKbps.toFixed(1)}</td><td>${fmt(p.facePsnr, 2)}</td><td>${fmt(p.facePsnrP5, 2)}</td><td>${fmt(p.faceSsim, 4)}</td><td>${fmt(p.psnr, 2)}</td><td>${fmt(p.ssim, 4)}</td><td>${fmt(p.backgroundPsnr, 2)}</td>${anySalient ? `<td>${fmt(p.salientPsnr, 2)}</td>` : ''}<td>${p.encodeSeconds.toFixed(1)}</td><td><a href="${esc(p.file)}">${esc(p.file)}</a></td></tr>`);
   const crops = images.crops.map((c) => `
     <figure class="crops"><figcaption>${esc(c.title)} at 2× (frame ${images.frame}, ${c.box.w}×${c.box.h} px at ${c.box.x},${c.box.y})</figcaption>
       <div class="row">
@@ -113,7 +113,7 @@ ${noFaces}
 <div class="charts">${charts.map((svg) => `<div class="chart">${svg}</div>`).join('\n')}</div>
 
 <h2>Encodes</h2>
-<table><thead><tr><th>mode</th><th>CRF</th><th>KiB</th><th>kbit/s</th><th>face PSNR</th><th title="face PSNR of the worst 5% of frames">face PSNR, worst 5%</th><th>face SSIM</th><th>PSNR</th><th>SSIM</th><th>background PSNR</th>${anySalient ? '<th>salient PSNR</th>' : ''}<th>encode s</th><th>file</th></tr></thead>
+<table><thead><tr><th>mode</th><th>CRF</th><th>KiB</th><th>kbit/s</th><th>face PSNR</th><th title="face PSNR of the frame at the 5th percentile: 95% of frames are better">face PSNR, 5th pct frame</th><th>face SSIM</th><th>PSNR</th><th>SSIM</th><th>background PSNR</th>${anySalient ? '<th>salient PSNR</th>' : ''}<th>encode s</th><th>file</th></tr></thead>
 <tbody>${rows.join('\n')}</tbody></table>
 
 <h2>Side by side, at matched bitrate</h2>
@@ -130,7 +130,7 @@ ${hasFaces ? `<div class="chart">${timeChart}</div><p class="notes">Dips show fr
 <h2>How this was measured</h2>
 <div class="notes"><ul>
 <li>Every encode uses identical x265 settings (preset, CRF, aq-mode 2) except the ROI offsets; H.264 encodes, if present, use libx264 defaults at the same CRFs.</li>
-<li>PSNR and SSIM (full frame) are ffmpeg's psnr and ssim filters on YUV 4:2:0 ("average" and "All"). Face and background values are computed over the same decoded frames by roi-encoder: PSNR of the pooled squared error inside the face boxes of the analysed frames, interpolated between them (a moving face is measured where it is), inside the nearest analysed frame's salient boxes (with saliency analysis; faces excepted), or outside every face and salient region (the feathered margins count as neither); SSIM on luma, 8×8 windows at 4-pixel steps as ffmpeg's filter, credited to a class only when the window lies wholly inside it. A dash means not measurable (no face) or infinite (identical frames).</li>
+<li>PSNR and SSIM (full frame) are ffmpeg's psnr and ssim filters on YUV 4:2:0 ("average" and "All"). Face and background values are computed over the same decoded frames by roi-encoder: PSNR of the pooled squared error inside the face boxes of the analysed frames, interpolated between them (a moving face is measured where it is), inside the nearest analysed frame's salient boxes (with saliency analysis; faces excepted), or outside every face and salient region (the feathered margins count as neither); SSIM on luma, 8×8 windows at 4-pixel steps as ffmpeg's filter, credited to a class only when the window lies wholly inside it. "5th pct frame" is the face PSNR of the frame at the 5th percentile (95% of frames with a face are better): where dips from fast motion or cuts show. A dash means not measurable (no face) or infinite (identical frames).</li>
 <li>BD-rate (Bjøntegaard, VCEG-M33): each curve's log10(bitrate) is fitted with a cubic polynomial in quality, both fits are integrated over the quality range the curves share, and the mean difference d is shown as (10^d − 1) × 100%. Negative means ROI needs fewer bits for the same quality.</li>
 </ul></div>
 </body></html>

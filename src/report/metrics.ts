@@ -17,9 +17,9 @@ import { newSsimSums, SsimPlane } from './ssim.js';
  * - SSIM: the full-frame value is ffmpeg's "All" (Y, U, V weighted by size); face and background SSIM
  *   are luma SSIM, 8×8 windows at a 4-pixel step as in ffmpeg's filter, pooled over the windows that
  *   lie wholly in the mask.
- * - Face pixels: the face boxes of the analysis samples, interpolated between them (not across
- *   scene cuts). Salient pixels (with
- *   --roi saliency): the nearest sample's salient boxes, minus the faces. Background: everything outside
+ * - Face pixels: the face boxes of the analysis samples, moved along their tracks between samples
+ *   (not across scene cuts). Salient pixels (with --roi saliency): the salient boxes, the same way,
+ *   minus the faces. Background: everything outside
  *   the plan's face and saliency regions of that frame's segment (the feathered margins around
  *   faces are neither).
  */
@@ -51,78 +51,92 @@ export function psnrFromMse(mse: number): number {
 export const MASK = { neither: 0, face: 1, background: 2, salient: 3 } as const;
 
 type Rect = { x: number; y: number; w: number; h: number };
+type TrackedRect = Rect & { track?: number };
+
+/** How the boxes of one sample continue into the next: pairs that move, and boxes held on one side. */
+export interface BoxPairing {
+  pairs: [Rect, Rect][];
+  onlyBefore: Rect[];
+  onlyAfter: Rect[];
+}
 
 /**
- * Face boxes between two samples: each face of the earlier sample paired with the nearest face of the
- * later one (centres closer than twice the larger width: a face at 10 px a frame moves ~1.2 widths
- * between samples) moves linearly between them; an unpaired face is
- * kept for the half of the interval nearer its own sample. `t` runs from 0 (at `a`) to 1 (at `b`).
+ * Pairs the boxes of two consecutive samples. Boxes of the same track (the analysis followed that
+ * face from one sample to the next) pair first. The rest (a track that ends where another begins,
+ * as when the tracker lost a face that turned; boxes without track ids from older or hand-edited
+ * plans) pair with the nearest remaining box whose centre is within twice the larger width.
  */
-export function interpolateFaces(a: Rect[], b: Rect[], t: number): Rect[] {
-  const centre = (r: Rect) => [r.x + r.w / 2, r.y + r.h / 2] as const;
-  const pairs: [Rect, Rect][] = [];
-  const usedB = new Set<number>();
-  const candidates = a.flatMap((fa, i) => b.map((fb, j) => ({ i, j, d: Math.hypot(centre(fa)[0] - centre(fb)[0], centre(fa)[1] - centre(fb)[1]) })))
-    .filter((c) => c.d < 2 * Math.max(a[c.i]!.w, b[c.j]!.w))
-    .sort((p, q) => p.d - q.d);
+export function pairBoxes(before: TrackedRect[], after: TrackedRect[]): BoxPairing {
   const usedA = new Set<number>();
-  for (const c of candidates) {
-    if (usedA.has(c.i) || usedB.has(c.j)) continue;
-    usedA.add(c.i);
-    usedB.add(c.j);
-    pairs.push([a[c.i]!, b[c.j]!]);
+  const usedB = new Set<number>();
+  const pairs: [Rect, Rect][] = [];
+  before.forEach((a, i) => {
+    if (a.track === undefined) return;
+    const j = after.findIndex((b, k) => !usedB.has(k) && b.track === a.track);
+    if (j < 0) return;
+    usedA.add(i);
+    usedB.add(j);
+    pairs.push([a, after[j]!]);
+  });
+  const centre = (r: Rect) => [r.x + r.w / 2, r.y + r.h / 2] as const;
+  const candidates = before.flatMap((a, i) => after.map((b, j) => ({ i, j, d: Math.hypot(centre(a)[0] - centre(b)[0], centre(a)[1] - centre(b)[1]) })))
+    .filter(({ i, j, d }) => !usedA.has(i) && !usedB.has(j) && d < 2 * Math.max(before[i]!.w, after[j]!.w))
+    .sort((p, q) => p.d - q.d);
+  for (const { i, j } of candidates) {
+    if (usedA.has(i) || usedB.has(j)) continue;
+    usedA.add(i);
+    usedB.add(j);
+    pairs.push([before[i]!, after[j]!]);
   }
+  return { pairs, onlyBefore: before.filter((_, i) => !usedA.has(i)), onlyAfter: after.filter((_, j) => !usedB.has(j)) };
+}
+
+/**
+ * Boxes at `t` (0 at the earlier sample, 1 at the later): paired boxes move linearly; a box only one
+ * sample has is kept for the half of the interval nearer that sample.
+ */
+export function boxesAt(pairing: BoxPairing, t: number): Rect[] {
   const lerp = (p: number, q: number) => p + (q - p) * t;
-  const out = pairs.map(([p, q]) => ({ x: lerp(p.x, q.x), y: lerp(p.y, q.y), w: lerp(p.w, q.w), h: lerp(p.h, q.h) }));
-  if (t < 0.5) out.push(...a.filter((_, i) => !usedA.has(i)));
-  else out.push(...b.filter((_, j) => !usedB.has(j)));
+  const out = pairing.pairs.map(([p, q]) => ({ x: lerp(p.x, q.x), y: lerp(p.y, q.y), w: lerp(p.w, q.w), h: lerp(p.h, q.h) }));
+  out.push(...(t < 0.5 ? pairing.onlyBefore : pairing.onlyAfter));
   return out;
 }
 
 /**
- * Per-frame masks from a plan, for frames visited in increasing order: cursors into the detections
- * and segments advance with the frame, so a long video costs linear time.
+ * Per-frame masks from a plan, for frames visited in increasing order: cursors into the detections,
+ * cuts and segments advance with the frame, and each interval's pairing is computed once, so a long
+ * video costs linear time.
  */
 export class FaceMasks {
   /** Index of the last sample at or before the current frame (0 before the first sample). */
   private detection = 0;
+  /** Index of the first scene cut after that sample. */
+  private cut = 0;
   private segment = 0;
   private lastFrame = -1;
   private readonly cuts: number[];
+  private pairings: { detection: number; faces?: BoxPairing; salient?: BoxPairing } = { detection: -1 };
 
   constructor(
     private readonly plan: Plan,
     private readonly width: number,
     private readonly height: number,
   ) {
-    this.cuts = plan.cuts ?? [];
+    this.cuts = [...(plan.cuts ?? [])].sort((a, b) => a - b);
   }
 
   /**
-   * Face boxes for a frame: between two samples they are interpolated (a face moving 10 px a frame
-   * would otherwise be measured up to half a sample step off), except across a scene cut, where each
-   * side keeps its own sample's faces.
+   * Face boxes for a frame: between two samples they move with their track (a face crossing the
+   * frame would otherwise be measured up to half a sample step off); across a scene cut each side
+   * keeps its own sample's boxes.
    */
   facesAt(frame: number): Rect[] {
-    this.advance(frame);
-    const d = this.plan.detections;
-    const a = d[this.detection];
-    const b = d[this.detection + 1];
-    if (!a) return [];
-    if (!b || frame <= a.frame) return a.faces;
-    const cut = this.cuts.find((c) => c > a.frame && c <= b.frame);
-    if (cut !== undefined) return frame < cut ? a.faces : b.faces;
-    return interpolateFaces(a.faces, b.faces, (frame - a.frame) / (b.frame - a.frame));
+    return this.boxesFor(frame, 'faces');
   }
 
-  /** Salient boxes for a frame: those of the nearest sample (none without --roi saliency). */
+  /** Salient boxes for a frame, the same way (none without --roi saliency). */
   salientAt(frame: number): Rect[] {
-    this.advance(frame);
-    const d = this.plan.detections;
-    const a = d[this.detection];
-    const b = d[this.detection + 1];
-    const nearest = b && b.frame - frame < frame - (a?.frame ?? 0) ? b : a;
-    return nearest?.salient ?? [];
+    return this.boxesFor(frame, 'salient');
   }
 
   fill(frame: number, out: Uint8Array): void {
@@ -136,11 +150,28 @@ export class FaceMasks {
     for (const b of this.facesAt(frame)) this.rect(out, b, MASK.face);
   }
 
+  private boxesFor(frame: number, kind: 'faces' | 'salient'): Rect[] {
+    this.advance(frame);
+    const d = this.plan.detections;
+    const a = d[this.detection];
+    const b = d[this.detection + 1];
+    if (!a) return [];
+    const list = (x: Plan['detections'][number]) => (kind === 'faces' ? x.faces : (x.salient ?? []));
+    if (!b || frame <= a.frame) return list(a);
+    const cut = this.cuts[this.cut];
+    if (cut !== undefined && cut <= b.frame) return frame < cut ? list(a) : list(b);
+    if (this.pairings.detection !== this.detection) this.pairings = { detection: this.detection };
+    const pairing = (this.pairings[kind] ??= pairBoxes(list(a), list(b)));
+    return boxesAt(pairing, (frame - a.frame) / (b.frame - a.frame));
+  }
+
   private advance(frame: number): void {
     if (frame < this.lastFrame) throw new Error('FaceMasks visits frames in increasing order');
     this.lastFrame = frame;
     const d = this.plan.detections;
     while (this.detection + 1 < d.length && d[this.detection + 1]!.frame <= frame) this.detection++;
+    const sampleFrame = d[this.detection]?.frame ?? 0;
+    while (this.cut < this.cuts.length && this.cuts[this.cut]! <= sampleFrame) this.cut++;
     const s = this.plan.segments;
     while (this.segment + 1 < s.length && s[this.segment]!.endFrame <= frame) this.segment++;
   }

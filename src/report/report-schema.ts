@@ -6,7 +6,8 @@ import { z } from 'zod';
  * Bitrates are kbit/s over the video's duration; BD-rates are percent, ROI against uniform: negative
  * means ROI needs that much less bitrate for the same quality.
  */
-export const REPORT_VERSION = 1;
+// 2: salient-region metrics, the 5th-percentile face PSNR, the bitrate-matching encode, saliencyQpOffset.
+export const REPORT_VERSION = 2;
 
 export const COMPARE_MODES = ['uniform', 'roi', 'x264'] as const;
 export type CompareMode = (typeof COMPARE_MODES)[number];
@@ -26,8 +27,8 @@ export const reportPointSchema = z.object({
   psnr: quality,
   ssim: quality,
   facePsnr: quality,
-  /** Face PSNR of the worst 5% of frames (5th percentile of the per-frame values): dips on motion. */
-  facePsnrWorst5: quality,
+  /** Face PSNR of the 5th-percentile frame (95% of frames with a face are better): dips on motion. */
+  facePsnrP5: quality,
   faceSsim: quality,
   backgroundPsnr: quality,
   backgroundSsim: quality,
@@ -84,7 +85,7 @@ export const reportSchema = z.object({
   bdRateVsX264: bdSchema.nullable(),
   /** The uniform and ROI encodes at matched bitrate: the crops and the over-time chart use them. */
   matched: z.object({ uniform: z.string(), roi: z.string(), frame: z.number().int().nonnegative() }),
-  /** Face PSNR of every frame (null where no face), per encode file. */
+  /** Face PSNR of every frame per encode file (null where there is no face, or where it is infinite: identical pixels). */
   perFrame: z.object({ time: z.array(z.number()), facePsnr: z.record(z.string(), z.array(quality)) }),
   files: z.object({ html: z.string(), json: z.string(), encodes: z.string() }),
 });
