@@ -60,7 +60,7 @@ export const ANALYZE_DEFAULTS = {
   mediapipeMinScore: 0.65,
   proposalScore: 0.5,
   minFaceSize: 24,
-  // Talking head, CRF 22–34: −4/+4 gives −26.5% BD-rate on face PSNR at +26.8% on full-frame PSNR;
+  // Talking head, CRF 22–34: −4/+4 gives −26.4% BD-rate on face PSNR at +26.8% on full-frame PSNR;
   // −5/+4 gains 1.5 more points on the face for +9 on the full frame, −6/+4 4 points for +24.
   faceQpOffset: -4,
   backgroundQpOffset: 4,
