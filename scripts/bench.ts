@@ -11,8 +11,8 @@ import { encode } from '../src/encode/encode.js';
 import { resolveBinaries } from '../src/media/binaries.js';
 import type { Plan } from '../src/plan.js';
 import { bdRate } from '../src/report/bdrate.js';
-import { compare, lowPercentile } from '../src/report/compare.js';
-import { measureQuality } from '../src/report/metrics.js';
+import { compare } from '../src/report/compare.js';
+import { lowPercentile, measureQuality } from '../src/report/metrics.js';
 import type { Report } from '../src/report/report-schema.js';
 
 const out = 'bench-output';

@@ -1,4 +1,4 @@
-import { matchingLabel } from './report/matching.js';
+import { matchingState } from './report/matching.js';
 import type { Report } from './report/report-schema.js';
 
 /** The short table `compare` prints: one row per encode, then the BD-rates in words. */
@@ -7,7 +7,7 @@ export function summaryTable(report: Report): string {
   const salient = report.points.some((p) => p.salientPsnr !== null);
   const head = ['mode', 'crf', 'kbit/s', 'face PSNR', 'face SSIM', ...(salient ? ['salient PSNR'] : []), 'PSNR', 'bg PSNR'];
   const rows = report.points.map((p) => [
-    p.matching ? `${p.mode} (${matchingLabel(p, report.points) === 'bitrate matched' ? 'matched' : 'closest try'})` : p.mode,
+    p.matching ? `${p.mode} (${matchingState(p, report.points)})` : p.mode,
     String(p.crf),
     p.bitrateKbps.toFixed(1),
     cell(p.facePsnr, 2),

@@ -16,7 +16,7 @@ import { bdRate } from './bdrate.js';
 import { crfForBitrate, isMatched, MATCH_ATTEMPTS, MATCH_TARGET, matchFor, showcaseUniform } from './matching.js';
 import { renderHtml, type ReportImages } from './html.js';
 import { cropImage, extractFrame, cropAround, heatmapImage, texturedPatch } from './images.js';
-import { FaceMasks, measureQuality, type QualityResult } from './metrics.js';
+import { FaceMasks, lowPercentile, measureQuality, type QualityResult } from './metrics.js';
 import { finiteOrNull, REPORT_VERSION, type CompareMode, type Report, type ReportPoint } from './report-schema.js';
 
 export interface CompareOptions extends Omit<AnalyzeOptions, 'onProgress'> {
@@ -51,7 +51,6 @@ interface Job {
   /** Set on the extra ROI encode made to match this uniform file's bitrate. */
   matching?: string;
 }
-
 
 /**
  * Encodes the input uniformly and with ROI at several CRFs (and optionally with x264), measures
@@ -215,17 +214,6 @@ export async function compare(input: string, outputDir: string, options: Compare
     await writeFile(join(dir, 'index.html'), await renderHtml(report, images, basename(input)));
     return report;
   });
-}
-
-/**
- * The `share` percentile by nearest rank: with 0.05, the face PSNR of the 5th-percentile frame, a
- * frame worse than 95% of the others (dips from motion, cuts or keyframe cycles). NaN values
- * (frames without a face) are left out; Infinity (a face coded losslessly) counts. NaN if none.
- */
-export function lowPercentile(values: number[], share: number): number {
-  const finite = values.filter((v) => !Number.isNaN(v)).sort((a, b) => a - b);
-  if (finite.length === 0) return NaN;
-  return finite[Math.max(0, Math.ceil(share * finite.length) - 1)]!;
 }
 
 /** The sample with the most (then the largest) faces nearest the middle of the video. */

@@ -71,11 +71,11 @@ export function crfForBitrate(points: { crf: number; bitrateKbps: number }[], kb
 }
 
 /**
- * How the table names a bitrate-matching try: "bitrate matched" only when it landed in MATCH_RANGE
- * of the uniform encode it was made for, "closest try" when it is the nearest that could be had.
+ * Whether a bitrate-matching try landed in MATCH_RANGE of the uniform encode it was made for
+ * ('matched') or is only the nearest that could be had ('closest try'); undefined for grid encodes.
  */
-export function matchingLabel(point: ReportPoint, points: ReportPoint[]): string | undefined {
+export function matchingState(point: ReportPoint, points: ReportPoint[]): 'matched' | 'closest try' | undefined {
   if (!point.matching) return undefined;
   const uniform = points.find((p) => p.file === point.matching);
-  return uniform && isMatched(uniform, point) ? 'bitrate matched' : 'closest try at matching bitrate';
+  return uniform && isMatched(uniform, point) ? 'matched' : 'closest try';
 }
