@@ -4,9 +4,8 @@
 // encodes, prints tables and writes bench-output/bench.json to diff between versions. Numbers, not
 // pass/fail: targets are judged by people reading them.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { analyze, type AnalyzeOptions } from '../src/analysis/analyze.js';
 import { encode } from '../src/encode/encode.js';
 import { resolveBinaries } from '../src/media/binaries.js';
 import type { Plan } from '../src/plan.js';
@@ -14,12 +13,15 @@ import { bdRate } from '../src/report/bdrate.js';
 import { compare } from '../src/report/compare.js';
 import { lowPercentile, measureQuality } from '../src/report/metrics.js';
 import type { Report } from '../src/report/report-schema.js';
+import { buildCli, timeAnalysis, type SpeedVariant } from './bench-speed.js';
 
 const out = 'bench-output';
 mkdirSync(out, { recursive: true });
 const media = join('..', 'shared', 'media');
 const bins = resolveBinaries();
 const round = (v: number, d = 2) => (Number.isFinite(v) ? Math.round(v * 10 ** d) / 10 ** d : null);
+// `npm run bench -- --only distributed` (or BENCH_ONLY=distributed) runs one section alone.
+const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : process.env.BENCH_ONLY;
 
 const centre = (b: { x: number; y: number; w: number; h: number }) => [b.x + b.w / 2, b.y + b.h / 2] as const;
 const near = (a: readonly number[], b: readonly number[], tol: number) => Math.hypot(a[0]! - b[0]!, a[1]! - b[1]!) <= tol;
@@ -38,6 +40,19 @@ interface Clip {
 const clips: Clip[] = [];
 const head = existsSync(join(media, 'talking-head.mp4')) ? join(media, 'talking-head.mp4') : join('samples', 'talking-head.mp4');
 clips.push({ name: 'talking-head', file: head, faces: () => [[205, 188, 30]], rateQuality: true });
+// The bundled sample (its first 10 s): short, where fixed costs weigh most.
+clips.push({ name: 'talking-head (sample)', file: join('samples', 'talking-head.mp4'), faces: () => [[205, 188, 30]], rateQuality: false });
+if (existsSync(join(media, 'street.jpg')) && existsSync(join(media, 'talking-head.mp4'))) {
+  // Camera-like 1080p: H.264 at 30 fps with a long GOP (300 frames), a slow pan across the street
+  // and a ~130 px face moving slowly over it. Speed only: its rate-quality would add minutes.
+  const file = join(out, 'camera-1080p.mp4');
+  if (!existsSync(file)) {
+    execFileSync('ffmpeg', ['-v', 'error', '-y', '-loop', '1', '-framerate', '30', '-i', join(media, 'street.jpg'), '-i', join(media, 'talking-head.mp4'), '-filter_complex',
+      "[0]scale=2400:-2,crop=1920:1080:x='100+30*t':y='200+8*t',format=yuv420p[bg];[1]scale=640:480[f];[bg][f]overlay=x='500+40*t':y=300:shortest=1,format=yuv420p",
+      '-t', '10', '-r', '30', '-c:v', 'libx264', '-preset', 'medium', '-crf', '20', '-g', '300', file]);
+  }
+  clips.push({ name: 'camera 1080p', file, faces: (t) => [[500 + 40 * t + 205 * 1.6, 300 + 188 * 1.6, 40]], rateQuality: false });
+}
 if (existsSync(join(media, 'make-dev-composite.sh'))) {
   const file = join(out, 'dev-composite.mkv');
   if (!existsSync(file)) execFileSync('bash', [join(media, 'make-dev-composite.sh'), file]);
@@ -141,31 +156,47 @@ const bd = (anchor: CurvePoint[], test: CurvePoint[], key: 'facePsnr' | 'psnr' |
 
 const results: Record<string, unknown> = { date: new Date().toISOString(), clips: {} };
 const speedRows: Record<string, unknown>[] = [];
+const stageRows: Record<string, unknown>[] = [];
+// The default detector is timed three times against x265 (medians); the other variants once, for context.
+const speedVariants: SpeedVariant[] = [
+  { name: 'blazeface', args: [], runs: 3 },
+  { name: 'mediapipe-full', args: ['--face-detector', 'mediapipe-full'], runs: 1 },
+  { name: 'saliency only', args: ['--roi', 'saliency'], runs: 1 },
+  { name: 'faces,saliency', args: ['--roi', 'faces,saliency'], runs: 1 },
+];
+if (only !== 'distributed') buildCli();
 const bdRows: Record<string, unknown>[] = [];
-for (const clip of clips) {
+for (const clip of only === 'distributed' || only === 'match' ? [] : clips) {
   console.error(`== ${clip.name} (${clip.file})`);
-  const [, x265Seconds] = await timed(async () => execFileSync('ffmpeg', ['-v', 'error', '-y', '-i', clip.file, '-an', '-c:v', 'libx265', '-preset', 'medium', '-x265-params', 'log-level=error', join(out, 'plain.mp4')]));
   const plans: Record<string, Plan> = {};
-  const analyses: [string, AnalyzeOptions][] = [
-    ['blazeface', { faceDetector: 'blazeface' }],
-    ['mediapipe-full', { faceDetector: 'mediapipe-full' }],
-    ['saliency only', { roi: 'saliency' }],
-    ['faces,saliency', { roi: 'faces,saliency' }],
-  ];
-  for (const [name, options] of analyses) {
-    const [plan, seconds] = await timed(() => analyze(clip.file, options));
-    plans[name] = plan;
+  let x265Seconds = 0;
+  for (const variant of speedVariants) {
+    if (clip.name === 'camera 1080p' && variant.name !== 'blazeface') continue; // context variants on the dev clips only
+    const r = timeAnalysis(clip, variant, out);
+    plans[variant.name] = r.plan;
+    if (variant.name === 'blazeface') x265Seconds = r.x265Seconds;
+    const a = r.plan.analysis;
     speedRows.push({
       clip: clip.name,
-      analysis: name,
-      seconds: round(seconds),
-      'ms/sample': round((1000 * seconds) / plan.detections.length, 1),
-      'fps': round(plan.input.frameCount / seconds, 1),
-      '÷ x265 medium': round(seconds / x265Seconds),
-      ...(name === 'saliency only' ? {} : recall(clip, plan)),
+      analysis: variant.name,
+      seconds: round(r.analysisSeconds),
+      'x265 medium s': round(r.x265Seconds),
+      '÷ x265 medium': round(r.ratio),
+      runs: r.runs,
+      samples: r.plan.detections.length,
+      'full scans': a?.fullScans,
+      'follow passes': a?.followPasses,
+      'ms/sample': round((1000 * r.analysisSeconds) / r.plan.detections.length, 1),
+      fps: round(r.plan.input.frameCount / r.analysisSeconds, 1),
+      ...(variant.name === 'saliency only' ? {} : recall(clip, r.plan)),
     });
+    if (a) stageRows.push({ clip: clip.name, analysis: variant.name, ...a.stages, 'max queued': a.maxQueued });
   }
-  const entry: Record<string, unknown> = { x265MediumSeconds: round(x265Seconds), speed: speedRows.filter((r) => r.clip === clip.name) };
+  const entry: Record<string, unknown> = { x265MediumSeconds: round(x265Seconds), speed: speedRows.filter((r) => r.clip === clip.name), stages: stageRows.filter((r) => r.clip === clip.name) };
+  if (only === 'speed') {
+    (results.clips as Record<string, unknown>)[clip.name] = entry;
+    continue;
+  }
   if (clip.rateQuality) {
     const faces = plans.blazeface!;
     const [report, compareSeconds] = await timed(() => compare(clip.file, join(out, `${clip.name}-report`), { plan: faces, force: true }));
@@ -208,14 +239,34 @@ for (const clip of clips) {
   (results.clips as Record<string, unknown>)[clip.name] = entry;
 }
 
-console.log('\nAnalysis speed and recall (recall: expected faces found per sample; FP: detections matching no face)');
+console.log('\nAnalysis speed (roi-encode analyze vs plain x265 medium, whole processes, same run) and recall (expected faces found per sample; FP: detections matching no face)');
 console.table(speedRows);
+console.log('\nWhere analysis time goes (seconds per stage, in-process; decodeWait: decoding not hidden behind detection)');
+console.table(stageRows);
 console.log('\nBD-rate (negative = fewer bits for the same quality), CRF 22/26/30/34, face masks from the tracked-faces plan');
 console.table(bdRows);
 for (const [name, entry] of Object.entries(results.clips as Record<string, { roiEncodeTimeRatio?: number; report?: string }>)) {
   if (entry.roiEncodeTimeRatio !== undefined) console.log(`${name}: encode wall time ROI / uniform ${entry.roiEncodeTimeRatio}; report ${entry.report}`);
 }
 results.speed = speedRows;
+results.stages = stageRows;
 results.bdRate = bdRows;
+if (!only || only === 'match') {
+  // --match-crf 23 against uniform CRF 23 (x265 medium), both as CLI processes in the same run; both
+  // measured on the whole video with the same plan's face masks (`npm run bench -- --only match`).
+  const { benchMatch } = await import('./bench-match.js');
+  const rows = await benchMatch(clips.filter((c) => c.rateQuality), out, bins);
+  console.log('\n--match-crf 23 against uniform CRF 23 (x265 medium; face PSNR measured on the whole video; time = whole CLI runs)');
+  console.table(rows);
+  if (only) Object.assign(results, existsSync(join(out, 'bench.json')) ? JSON.parse(readFileSync(join(out, 'bench.json'), 'utf8')) as object : {});
+  results.match = rows;
+}
+if (!only || only === 'distributed') {
+  const { benchDistributed } = await import('./bench-distributed.js');
+  const distributed = await benchDistributed(out, media);
+  // Alone, it updates its part of an earlier bench.json.
+  if (only) Object.assign(results, existsSync(join(out, 'bench.json')) ? JSON.parse(readFileSync(join(out, 'bench.json'), 'utf8')) as object : {});
+  results.distributed = distributed;
+}
 writeFileSync(join(out, 'bench.json'), `${JSON.stringify(results, null, 2)}\n`);
 console.log(`\nwrote ${join(out, 'bench.json')}`);

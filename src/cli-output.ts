@@ -34,7 +34,8 @@ export class ProgressDisplay {
         // Bounded rate so a fast stage does not flood the consumer.
         if (now - last < 250 && e.percent < 100) return;
         last = now;
-        emitJson({ type: 'progress', ...e, percent: Math.round(e.percent * 10) / 10, fps: Math.round(e.fps * 10) / 10 });
+        const r1 = (v: number) => Math.round(v * 10) / 10;
+        emitJson({ type: 'progress', ...e, percent: r1(e.percent), fps: r1(e.fps), elapsedSeconds: r1(e.elapsedSeconds), ...(e.etaSeconds !== undefined ? { etaSeconds: r1(e.etaSeconds) } : {}) });
       };
     } else if (process.stderr.isTTY) {
       this.listener = (e) => {

@@ -20,8 +20,8 @@ export function summaryTable(report: Report): string {
   const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   const pct = (v: number | null) => (v === null ? 'n/a' : `${v > 0 ? '+' : ''}${v.toFixed(1)}%`);
   const bdLine = (bd: Report['bdRate']) =>
-    `face PSNR ${pct(bd.facePsnr)}, face SSIM ${pct(bd.faceSsim)}${salient ? `, salient PSNR ${pct(bd.salientPsnr)}` : ''}, full PSNR ${pct(bd.psnr)}`;
-  const lines = [line(head), ...rows.map(line), '', `BD-rate, ROI against uniform HEVC (negative = smaller at the same quality): ${bdLine(report.bdRate)}`];
+    `face PSNR ${pct(bd.facePsnr)} (Y-PSNR ${pct(bd.facePsnrY)}), face SSIM ${pct(bd.faceSsim)}${salient ? `, salient PSNR ${pct(bd.salientPsnr)}` : ''}, full PSNR ${pct(bd.psnr)} (Y-PSNR ${pct(bd.psnrY)})`;
+  const lines = [line(head), ...rows.map(line), '', `Bitrates are the video stream's; PSNR pools Y, U and V over all frames, Y-PSNR averages each frame's luma PSNR.`, `BD-rate, ROI against uniform HEVC (negative = smaller at the same quality): ${bdLine(report.bdRate)}`];
   if (report.bdRateVsX264) lines.push(`BD-rate, ROI HEVC against uniform H.264: ${bdLine(report.bdRateVsX264)}`);
   return `${lines.join('\n')}\n`;
 }

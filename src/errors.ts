@@ -6,9 +6,15 @@ export class RoiError extends Error {
   override name = 'RoiError';
   /** Machine-readable kind, stable across versions (e.g. 'INVALID_OPTION', 'INPUT_NOT_FOUND'). */
   readonly code: string;
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+  /**
+   * The library option the message is about (e.g. 'crf', 'force'), named as the library names it; the
+   * CLI puts its own flag (--crf, --force) in its place.
+   */
+  readonly option?: string;
+  constructor(code: string, message: string, options?: { cause?: unknown; option?: string }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
+    if (options?.option) this.option = options.option;
   }
 }
 

@@ -32,6 +32,27 @@ export const planRegionSchema = z.object({
   track: nonNegInt.optional(),
 });
 
+const seconds = z.number().nonnegative();
+
+/** Where an analysis spent its time, and how much looking it did. */
+export const analysisStatsSchema = z.object({
+  /** Wall seconds of the whole analysis, probe included. */
+  seconds,
+  /**
+   * Seconds per stage: probe, setup (model loading), decodeWait (waiting for decoded frames: the
+   * decode time not hidden behind detection), detect, saliency, track, plan.
+   */
+  stages: z.object({ probe: seconds, setup: seconds, decodeWait: seconds, detect: seconds, saliency: seconds, track: seconds, plan: seconds }),
+  samples: nonNegInt,
+  /** Samples that got a full multi-scale scan, and samples where known faces were only followed (no look at all when none was known). */
+  fullScans: nonNegInt,
+  followPasses: nonNegInt,
+  /** The most decoded frames ever waiting for the detector. */
+  maxQueued: nonNegInt,
+  /** Frames decoded: every frame, or for intra-only video only the samples and stretches searched for cuts. */
+  decodedFrames: nonNegInt.optional(),
+});
+
 export const planSchema = z.object({
   version: z.literal(PLAN_VERSION),
   generator: z.object({ name: z.string(), version: z.string() }).optional(),
@@ -65,12 +86,15 @@ export const planSchema = z.object({
     /** Multiplies the bitrate x265 aims for in this frame range (x265 --zones b=). */
     bitrateFactor: z.number().positive().max(10),
   })),
+  /** How the analysis spent its time (informational; plans without it are valid). */
+  analysis: analysisStatsSchema.optional(),
 });
 
 export type Plan = z.infer<typeof planSchema>;
 export type PlanRegion = z.infer<typeof planRegionSchema>;
 export type PlanSegment = Plan['segments'][number];
 export type PlanZone = Plan['zones'][number];
+export type AnalysisStats = z.infer<typeof analysisStatsSchema>;
 export type RegionKind = (typeof regionKinds)[number];
 
 function fail(source: string, message: string): never {

@@ -18,21 +18,41 @@ export interface ProgressEvent {
 
 export type ProgressListener = (event: ProgressEvent) => void;
 
-/** Turns "done of total" updates into ProgressEvents with rate and ETA. */
+/**
+ * Turns "done of total" updates into ProgressEvents with rate and ETA.
+ *
+ * The ETA comes from the rate since the first update that reported work done, not since the meter
+ * started: a process's start-up (ffmpeg opening files, x265 allocating its lookahead) is not part of
+ * the work still to do, and counting it made the first ETA of an encode many times too long. It is
+ * given once that rate has been measured over at least MIN_RATE_SECONDS.
+ */
+const MIN_RATE_SECONDS = 0.4;
+
 export class ProgressMeter {
-  private readonly started = performance.now();
+  private readonly started: number;
+  private first?: { at: number; done: number };
   constructor(
     private readonly stage: string,
     private readonly total: number,
     private readonly listener: ProgressListener | undefined,
     private readonly label?: string,
-  ) {}
+  ) {
+    this.started = performance.now();
+  }
 
   update(done: number): void {
     if (!this.listener) return;
-    const elapsedSeconds = (performance.now() - this.started) / 1000;
+    const at = performance.now();
+    const elapsedSeconds = (at - this.started) / 1000;
     const fps = elapsedSeconds > 0 ? done / elapsedSeconds : 0;
     const clamped = Math.min(done, this.total);
+    if (!this.first && clamped > 0) this.first = { at, done: clamped };
+    let etaSeconds: number | undefined;
+    if (clamped >= this.total) etaSeconds = 0;
+    else if (this.first && at - this.first.at >= MIN_RATE_SECONDS * 1000 && clamped > this.first.done) {
+      const rate = (clamped - this.first.done) / ((at - this.first.at) / 1000);
+      etaSeconds = (this.total - clamped) / rate;
+    }
     this.listener({
       stage: this.stage,
       ...(this.label ? { label: this.label } : {}),
@@ -41,7 +61,7 @@ export class ProgressMeter {
       percent: this.total ? Math.min(100, (100 * clamped) / this.total) : 100,
       fps,
       elapsedSeconds,
-      ...(fps > 0 && clamped > 0 ? { etaSeconds: (this.total - clamped) / fps } : {}),
+      ...(etaSeconds !== undefined ? { etaSeconds } : {}),
     });
   }
 }

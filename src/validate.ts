@@ -13,7 +13,7 @@ function show(value: unknown): string {
 }
 
 export function invalid(expected: string, name: string, value: unknown): RoiError {
-  return new RoiError('INVALID_OPTION', `Expected ${expected} for ${name} but received ${show(value)}`);
+  return new RoiError('INVALID_OPTION', `Expected ${expected} for ${name} but received ${show(value)}`, { option: name });
 }
 
 /** Accepts numbers and numeric strings (CLI values arrive as strings). */

@@ -4,6 +4,9 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { FaceMasks } from '../src/report/metrics.js';
 import { analyze, planToJson, validatePlan, type Plan } from '../src/index.js';
+import { dropExpression, FRAME_QUEUE_BOUND, packetRanges, planSampling, sampleFrames, selectedFramesArgs, uprightFilters } from '../src/analysis/frames.js';
+import { resolveBinaries } from '../src/media/binaries.js';
+import { probeVideo } from '../src/media/probe.js';
 import { centre, cli, devComposite, fixture, MEDIA, SAMPLE, workDir } from './helpers.js';
 
 const dir = workDir('analysis');
@@ -144,6 +147,35 @@ describe('analysis on real video', () => {
 });
 
 describe('analyze CLI', () => {
+  it('says in its done event where the analysis time went, and reports progress once per step', () => {
+    const r = cli(['analyze', SAMPLE, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const done = events.at(-1) as { type: string; samples: number; analysis: { seconds: number; samples: number; fullScans: number; followPasses: number; stages: Record<string, number> } };
+    assert.equal(done.type, 'done');
+    const { analysis } = done;
+    assert.deepEqual(Object.keys(analysis.stages).sort(), ['decodeWait', 'detect', 'plan', 'probe', 'saliency', 'setup', 'track']);
+    const staged = Object.values(analysis.stages).reduce((a, b) => a + b, 0);
+    assert.ok(staged > 0 && staged <= analysis.seconds + 0.01, `stages add up to ${staged} s of ${analysis.seconds} s`);
+    assert.ok((analysis.stages.detect ?? 0) > 0);
+    assert.equal(analysis.samples, done.samples);
+    assert.equal(analysis.fullScans + analysis.followPasses, analysis.samples);
+    // Progress moves forward: no event repeats the one before it (the last used to come twice).
+    const progress = events.filter((e) => e.type === 'progress' && e.stage === 'analyze').map((e) => e.done as number);
+    assert.ok(progress.length > 1);
+    for (let i = 1; i < progress.length; i++) assert.ok(progress[i]! > progress[i - 1]!, `progress ${progress[i - 1]} then ${progress[i]}`);
+  });
+
+  it('puts the analysis stages in the done event of an encode', () => {
+    const out = join(dir, 'encoded-with-stages.mp4');
+    const r = cli([SAMPLE, '-o', out, '--json', '--preset', 'ultrafast', '--sample-fps', '1']);
+    assert.equal(r.code, 0, r.stderr);
+    const done = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { type: string; analysisSeconds: number; analysis: { seconds: number; stages: { detect: number } } };
+    assert.equal(done.type, 'done');
+    assert.ok(done.analysis.stages.detect > 0);
+    assert.ok(Math.abs(done.analysis.seconds - done.analysisSeconds) < 0.5, `${done.analysis.seconds} s vs ${done.analysisSeconds} s`);
+  });
+
   it('writes a plan file and a debug video', () => {
     const out = join(dir, 'plan.json');
     const debug = join(dir, 'debug.mp4');
@@ -173,8 +205,8 @@ describe('analyze CLI', () => {
       truncateSync(cut, 90_000);
       return [cut];
     }, /truncated/],
-    ['an unknown --roi kind', () => [SAMPLE, '--roi', 'cars'], /Expected one or more of faces, saliency for roi but received 'cars'/],
-    ['a bad --sample-fps', () => [SAMPLE, '--sample-fps', 'abc'], /Expected number 0.1–240 for sampleFps but received 'abc'/],
+    ['an unknown --roi kind', () => [SAMPLE, '--roi', 'cars'], /Expected one or more of faces, saliency for --roi but received 'cars'/],
+    ['a bad --sample-fps', () => [SAMPLE, '--sample-fps', 'abc'], /Expected number 0.1–240 for --sample-fps but received 'abc'/],
     ['an unknown option', () => [SAMPLE, '--sample-rate', '3'], /^roi-encode: Unknown argument: sample-rate \(see roi-encode --help\)$/m],
   ];
   for (const [what, args, message] of bad) {
@@ -193,5 +225,136 @@ describe('analyze CLI', () => {
     const r = cli(['analyze', SAMPLE, '--bogus', '--json']);
     assert.equal(r.code, 1);
     assert.deepEqual(JSON.parse(r.stdout), { type: 'error', code: 'INVALID_ARGUMENTS', message: 'Unknown argument: bogus (see roi-encode --help)' });
+  });
+});
+
+describe('adaptive detection (full scans and follow passes)', () => {
+  it('follows known faces between full scans and still finds every dev-composite face', async () => {
+    const plan = await analyze(devComposite(dir));
+    const stats = plan.analysis!;
+    assert.equal(stats.samples, plan.detections.length);
+    assert.equal(stats.fullScans + stats.followPasses, stats.samples);
+    // At 3 samples a second and a full scan a second, most samples are follow passes.
+    assert.ok(stats.followPasses >= stats.samples / 2, `${stats.followPasses} follow passes of ${stats.samples} samples`);
+    // Every sample, scanned or followed, has all three faces (the smallest ~30 px at (762, 616)).
+    for (const d of plan.detections) {
+      assert.equal(d.faces.length, 3, `frame ${d.frame}: ${d.faces.length} faces`);
+      assert.ok(d.faces.some((f) => near(centre(f), [762, 616], 15)), `frame ${d.frame}: smallest face missing`);
+    }
+  });
+
+  it('finds a face that appears mid-shot within a second', async () => {
+    // The street alone for 1.5 s, then a ~70 px face appears where nothing was (no cut: 6% of the frame changes).
+    const clip = fixture(dir, 'face-appears.mp4', (out) => [
+      '-loop', '1', '-i', join(MEDIA, 'street.jpg'), '-loop', '1', '-i', join(MEDIA, 'astronaut.png'),
+      '-filter_complex', "[0]scale=640:360,setsar=1[bg];[1]crop=160:160:145:45,scale=120:120[fg];[bg][fg]overlay=x=400:y=150:enable='gte(t,1.5)',format=yuv420p",
+      '-t', '4', '-r', '25', '-c:v', 'libx264', '-preset', 'ultrafast', out]);
+    const plan = await analyze(clip);
+    assert.ok(plan.analysis!.followPasses > 0, 'no follow passes: the adaptive path was not used');
+    const withFace = plan.detections.filter((d) => d.faces.some((f) => near(centre(f), [460, 210], 20)));
+    assert.ok(withFace.length > 0, 'the face was never found');
+    const first = withFace[0]!.time;
+    assert.ok(first >= 1.5 && first <= 2.5 + 1e-6, `first found at ${first} s (appears at 1.5 s)`);
+    // Once found, it is found on every later sample, and nothing is found before it appears.
+    for (const d of plan.detections.filter((s) => s.time >= first)) assert.equal(d.faces.length, 1, `frame ${d.frame}`);
+    for (const d of plan.detections.filter((s) => s.time < 1.5)) assert.equal(d.faces.length, 0, `frame ${d.frame}`);
+  });
+
+  it('scans the first sample after a cut, so a face that comes with the cut is found at once', async () => {
+    // 1.6 s of street, then a hard cut to the portrait: the scene change forces a full scan.
+    const clip = fixture(dir, 'cut-to-face.mp4', (out) => [
+      '-loop', '1', '-t', '1.6', '-i', join(MEDIA, 'street.jpg'), '-loop', '1', '-t', '1.6', '-i', join(MEDIA, 'astronaut.png'),
+      '-filter_complex', '[0]scale=512:512,setsar=1,fps=25[a];[1]scale=512:512,setsar=1,fps=25[b];[a][b]concat=n=2:v=1,format=yuv420p',
+      '-c:v', 'libx264', '-preset', 'ultrafast', out]);
+    const plan = await analyze(clip);
+    assert.equal(plan.input.frameCount, 80);
+    const after = plan.detections.filter((d) => d.frame >= 40);
+    assert.ok(after.length >= 3);
+    for (const d of after) {
+      assert.equal(d.faces.length, 1, `frame ${d.frame}: ${d.faces.length} faces`);
+      assert.ok(near(centre(d.faces[0]!), [225, 125], 20), `frame ${d.frame}: face at ${centre(d.faces[0]!)}`);
+    }
+    for (const d of plan.detections.filter((s) => s.frame < 40)) assert.equal(d.faces.length, 0, `frame ${d.frame}`);
+  });
+
+  it('decodes only the samples of intra-only video, and still finds the cut to the frame', async () => {
+    // The same street-then-portrait cut, every frame a keyframe (FFV1 with a GOP of 1), 25 fps.
+    const clip = fixture(dir, 'cut-to-face-intra.mkv', (out) => [
+      '-loop', '1', '-t', '1.6', '-i', join(MEDIA, 'street.jpg'), '-loop', '1', '-t', '1.6', '-i', join(MEDIA, 'astronaut.png'),
+      '-filter_complex', '[0]scale=512:512,setsar=1,fps=25[a];[1]scale=512:512,setsar=1,fps=25[b];[a][b]concat=n=2:v=1,format=yuv420p',
+      '-c:v', 'ffv1', '-g', '1', out]);
+    const plan = await analyze(clip);
+    assert.equal(plan.input.frameCount, 80);
+    const { decodedFrames = 0 } = plan.analysis!;
+    // The samples plus the one stretch that hides the cut; not all 80 frames.
+    assert.ok(decodedFrames > plan.detections.length && decodedFrames < 40, `${decodedFrames} frames decoded`);
+    assert.deepEqual(plan.cuts, [40]);
+    for (const d of plan.detections) assert.equal(d.faces.length, d.frame >= 40 ? 1 : 0, `frame ${d.frame}`);
+  });
+
+  it('turns sampled frames of rotated intra-only video upright before detection', async () => {
+    // MJPEG (every frame a keyframe) stored sideways with a display matrix, as phones write it.
+    const sideways = fixture(dir, 'astronaut-sideways-mjpeg.mov', (out) => ['-loop', '1', '-i', join(MEDIA, 'astronaut.png'), '-t', '0.6', '-r', '25', '-vf', 'transpose=clock,format=yuvj420p', '-c:v', 'mjpeg', '-q:v', '3', out]);
+    const clip = fixture(dir, 'astronaut-rotated-mjpeg.mov', (out) => ['-i', sideways, '-c', 'copy', '-metadata:s:v', 'rotate=90', out]);
+    const plan = await analyze(clip);
+    assert.equal(plan.input.rotation, 270);
+    assert.ok((plan.analysis!.decodedFrames ?? 0) < plan.input.frameCount, 'all frames were decoded');
+    for (const d of plan.detections) {
+      assert.equal(d.faces.length, 1, `frame ${d.frame}`);
+      assert.ok(near(centre(d.faces[0]!), [386, 225], 15), `face centre ${centre(d.faces[0]!)} is off`);
+    }
+  });
+
+  it('decodes ahead of the detector by at most FRAME_QUEUE_BOUND frames', async () => {
+    const bins = resolveBinaries();
+    const info = await probeVideo(SAMPLE, bins);
+    const sampling = planSampling(info, 5, 0.5);
+    const seen: number[] = [];
+    const result = await sampleFrames(info, sampling, bins, {
+      sceneThreshold: 10,
+      // A slow detector: the decoder fills the queue while it works, and must then wait.
+      onFrame: async (frame) => {
+        seen.push(frame.index);
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      },
+    });
+    assert.deepEqual(seen, sampling.indices);
+    assert.equal(result.maxQueued, FRAME_QUEUE_BOUND);
+  });
+
+  it('stops at the first detector failure and reports it', async () => {
+    const bins = resolveBinaries();
+    const info = await probeVideo(SAMPLE, bins);
+    const sampling = planSampling(info, 25, 1);
+    let frames = 0;
+    await assert.rejects(
+      sampleFrames(info, sampling, bins, {
+        sceneThreshold: 10,
+        onFrame: () => {
+          if (++frames === 3) throw new Error('detector broke');
+        },
+      }),
+      /detector broke/,
+    );
+    // No frame is analysed after the failure, although the decoder had more queued.
+    assert.equal(frames, 3);
+  });
+});
+
+describe('intra-only sampling builders', () => {
+  it('groups sampled frames into packet ranges and a drop expression for the noise filter', () => {
+    assert.deepEqual(packetRanges([0, 8, 9, 10, 16, 24, 25]), [[0, 0], [8, 10], [16, 16], [24, 25]]);
+    // Commas are escaped: the expression sits inside a -bsf list, where a bare comma separates filters.
+    assert.equal(dropExpression([[0, 0], [8, 10]]), 'not(eq(n\\,0)+between(n\\,8\\,10))');
+  });
+
+  it('turns frames upright as a player would, since the packet pipe drops the display matrix', () => {
+    assert.deepEqual(uprightFilters(0), []);
+    assert.deepEqual(uprightFilters(90), ['transpose=clock']);
+    assert.deepEqual(uprightFilters(180), ['hflip', 'vflip']);
+    assert.deepEqual(uprightFilters(270), ['transpose=cclock']);
+    const args = selectedFramesArgs({ step: 8, width: 320, height: 180, indices: [0, 8] }, 270);
+    assert.equal(args[args.indexOf('-vf') + 1], 'transpose=cclock,scale=320:180:flags=area,setsar=1,format=rgb24');
+    assert.ok(args.includes('-noautorotate'));
   });
 });

@@ -2,8 +2,9 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync, copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
-import { analyze, encode, measureQuality } from '../src/index.js';
+import { describe, it, mock } from 'node:test';
+import { analyze, encode, measureQuality, type Plan, type ProgressEvent } from '../src/index.js';
+import { ProgressMeter } from '../src/progress.js';
 import { buildEncodeArgs } from '../src/encode/argv.js';
 import { resolveBinaries } from '../src/media/binaries.js';
 import { CLI, cli, ffprobeJson, fixture, frameTimes, MEDIA, ROOT, SAMPLE, workDir } from './helpers.js';
@@ -38,7 +39,13 @@ describe('ROI encode of the sample', () => {
 
   it('writes an ordinary HEVC mp4 with the input’s frames and times', async () => {
     const out = join(dir, 'plain.mp4');
-    const r = await encode(SAMPLE, out, { crf: 30, preset: 'veryfast' });
+    const events: ProgressEvent[] = [];
+    const r = await encode(SAMPLE, out, { crf: 30, preset: 'veryfast', onProgress: (e) => e.stage === 'encode' && events.push(e) });
+    // No ETA spike at the start: every estimate within 3× (+1.5 s) of the time the encode really took to finish.
+    const end = events[events.length - 1]!.elapsedSeconds;
+    for (const e of events) {
+      if (e.etaSeconds !== undefined) assert.ok(e.etaSeconds <= 3 * (end - e.elapsedSeconds) + 1.5, `ETA ${e.etaSeconds.toFixed(1)} s at ${e.elapsedSeconds.toFixed(2)} s; it ended at ${end.toFixed(2)} s`);
+    }
     const video = streams(out).find((s) => s.codec_type === 'video')!;
     assert.equal(video.codec_name, 'hevc');
     assert.equal(video.codec_tag_string, 'hvc1');
@@ -128,8 +135,9 @@ describe('encode CLI and bad input', () => {
       writeFileSync(p, r.stdout);
       return [SAMPLE, '-o', join(dir, 'other-out.mp4'), '--plan', p];
     }, /plan .* is for a 320x240 video of 25 frames, but .* is 400x300 with 252 frames/],
-    ['a bad --crf', () => [SAMPLE, '-o', join(dir, 'crf.mp4'), '--crf', '60'], /Expected number 0–51 for crf but received '60'/],
-    ['an unknown preset', () => [SAMPLE, '-o', join(dir, 'preset.mp4'), '--preset', 'fastest'], /Expected one of ultrafast.* for preset but received 'fastest'/],
+    ['a bad --crf', () => [SAMPLE, '-o', join(dir, 'crf.mp4'), '--crf', '60'], /Expected number 0–51 for --crf but received 60$/m],
+    ['a non-numeric --crf', () => [SAMPLE, '-o', join(dir, 'crf.mp4'), '--crf', 'abc'], /Expected number 0–51 for --crf but received 'abc'$/m],
+    ['an unknown preset', () => [SAMPLE, '-o', join(dir, 'preset.mp4'), '--preset', 'fastest'], /Expected one of ultrafast.* for --preset but received 'fastest'/],
   ];
   for (const [what, args, message, keep] of cases) {
     it(`rejects ${what} with one line and leaves nothing behind`, () => {
@@ -185,3 +193,96 @@ describe('encode CLI and bad input', () => {
 });
 
 
+
+describe('progress', () => {
+  it('estimates the time left from the work rate, not counting start-up (no ETA spike at the start of an encode)', () => {
+    // The shape of a real encode of the sample (x265 medium, 252 frames, this machine): ffmpeg reports
+    // its first frame 0.24 s after the meter starts, then ~60 frames/s in 0.5 s steps until the end.
+    let clock = 0;
+    const events: ProgressEvent[] = [];
+    mock.method(performance, 'now', () => clock);
+    const meter = new ProgressMeter('encode', 252, (e) => events.push(e));
+    const trace: [number, number][] = [[240, 1]];
+    for (let t = 740, done = 31; done < 252; t += 500, done += 30) trace.push([t, Math.min(252, done)]);
+    trace.push([trace[trace.length - 1]![0] + 200, 252]);
+    for (const [t, done] of trace) {
+      clock = t;
+      meter.update(done);
+    }
+    const end = trace[trace.length - 1]![0] / 1000;
+    const withEta = events.filter((e) => e.etaSeconds !== undefined);
+    assert.ok(withEta.length >= trace.length - 2, 'an ETA from the second report on');
+    for (const e of withEta) {
+      const left = end - e.elapsedSeconds;
+      assert.ok(e.etaSeconds! <= 1.5 * left + 0.5, `ETA ${e.etaSeconds!.toFixed(1)} s with ${left.toFixed(1)} s left`);
+    }
+    assert.equal(events[events.length - 1]!.etaSeconds, 0);
+    mock.restoreAll();
+  });
+});
+
+describe('x265 ROI pitfalls', () => {
+  const src = () => fixture(dir, 'pitfall-src.mkv', (out) => ['-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=25:duration=2', '-c:v', 'libx264', '-preset', 'ultrafast', '-crf', '10', out]);
+  const basePlan = (segments: Plan['segments']): Plan => ({
+    version: 1,
+    input: { path: src(), width: 320, height: 240, frameRate: 25, frameCount: 50, durationSeconds: 2 },
+    settings: {},
+    detections: [],
+    segments,
+    zones: [],
+  });
+  const face = { x: 80, y: 60, w: 160, h: 120, qpOffset: -8, kind: 'face' as const };
+  const bg = (qpOffset: number) => ({ x: 0, y: 0, w: 320, h: 240, qpOffset, kind: 'background' as const });
+  /** Bytes of the video packets from `from` seconds on. */
+  const bytesFrom = (file: string, from: number) =>
+    ((ffprobeJson(file, ['-select_streams', 'v:0', '-show_entries', 'packet=pts_time,size']) as { packets: { pts_time: string; size: string }[] }).packets)
+      .filter((p) => Number(p.pts_time) >= from).reduce((n, p) => n + Number(p.size), 0);
+
+  it('ROI that starts after frame 0 (an edited plan) encodes every frame instead of crashing x265', async () => {
+    // Before: no side data on frames 0–9, then offsets: ffmpeg died with SIGSEGV.
+    const plan = basePlan([{ startFrame: 0, endFrame: 10, regions: [bg(0)] }, { startFrame: 10, endFrame: 50, regions: [face, bg(0)] }]);
+    const r = await encode(src(), join(dir, 'late-roi.mp4'), { plan, preset: 'medium', crf: 30 });
+    assert.equal(frameTimes(r.output).length, 50);
+  });
+
+  it('ROI that stops leaves no stale offsets on later frames', async () => {
+    // Frames 0–9 at +10 QP, the rest at 0: the rest should cost what a uniform encode's frames cost.
+    // Before: x265 reused the +10 offsets on later frames: 86% of the bits.
+    const plan = basePlan([{ startFrame: 0, endFrame: 10, regions: [bg(10)] }, { startFrame: 10, endFrame: 50, regions: [] }]);
+    const roi = await encode(src(), join(dir, 'early-roi.mp4'), { plan, preset: 'medium', crf: 30 });
+    const flat = await encode(src(), join(dir, 'early-flat.mp4'), { roi: 'none', preset: 'medium', crf: 30 });
+    const ratio = bytesFrom(roi.output, 0.6) / bytesFrom(flat.output, 0.6);
+    assert.ok(Math.abs(ratio - 1) < 0.07, `frames 15+ cost ${(ratio * 100).toFixed(0)}% of uniform`);
+  });
+
+  it("a library caller's backgroundQpOffset 0 with a face that appears late encodes (analysis, then ROI from frame 0)", async () => {
+    const late = fixture(dir, 'late-face.mp4', (out) => [
+      '-loop', '1', '-i', join(MEDIA, 'street.jpg'), '-loop', '1', '-i', join(MEDIA, 'astronaut.png'),
+      '-filter_complex', "[0]scale=480:320,setsar=1[bg];[1]crop=160:160:145:45,scale=120:120[fg];[bg][fg]overlay=x=180:y=90:enable='gte(t,1.2)',format=yuv420p[v]",
+      '-map', '[v]', '-t', '2.4', '-r', '25', '-c:v', 'libx264', '-preset', 'ultrafast', out]);
+    const r = await encode(late, join(dir, 'late-face-out.mp4'), { backgroundQpOffset: 0, preset: 'ultrafast', crf: 30, sampleFps: 5 });
+    const segs = r.plan!.segments;
+    assert.ok(segs.length >= 2 && segs[0]!.regions.every((g) => g.qpOffset === 0) && segs.some((s) => s.regions.some((g) => g.kind === 'face')), `plan: ${JSON.stringify(segs.map((s) => s.regions.map((g) => `${g.kind}${g.qpOffset}`)))}`);
+    assert.equal(frameTimes(r.output).length, 60);
+  });
+
+  /** PSNR of a box of `file` against the source, from ffmpeg's psnr filter. */
+  const boxPsnr = (source: string, file: string, b: { x: number; y: number; w: number; h: number }) => {
+    const r = spawnSync('ffmpeg', ['-hide_banner', '-nostdin', '-i', file, '-i', source, '-lavfi', `[0]crop=${b.w}:${b.h}:${b.x}:${b.y}[a];[1]crop=${b.w}:${b.h}:${b.x}:${b.y}[b];[a][b]psnr`, '-f', 'null', '-'], { encoding: 'utf8' });
+    return Number(/average:([\d.]+)/.exec(r.stderr)![1]);
+  };
+
+  for (const preset of ['ultrafast', 'superfast'] as const) {
+    it(`keeps ROI working at preset ${preset}, which turns adaptive quantisation off`, async () => {
+      const plan = basePlan([{ startFrame: 0, endFrame: 50, regions: [{ ...face, qpOffset: -4 }, bg(8)] }]);
+      const roi = await encode(src(), join(dir, `${preset}-roi.mp4`), { plan, preset, crf: 30 });
+      const flat = await encode(src(), join(dir, `${preset}-flat.mp4`), { roi: 'none', preset, crf: 30 });
+      // Dropped offsets would give the uniform encode's bytes and picture exactly.
+      assert.ok(Math.abs(roi.bytes / flat.bytes - 1) > 0.1, `ROI ${roi.bytes} B vs uniform ${flat.bytes} B`);
+      const [pRoi, pFlat] = [boxPsnr(src(), roi.output, face), boxPsnr(src(), flat.output, face)];
+      assert.ok(pRoi > pFlat + 1, `face PSNR ${pRoi} dB vs uniform ${pFlat} dB`);
+      const corner = { x: 0, y: 0, w: 64, h: 48 };
+      assert.ok(boxPsnr(src(), roi.output, corner) < boxPsnr(src(), flat.output, corner) - 1, 'the +8 background kept its quality');
+    });
+  }
+});

@@ -40,7 +40,20 @@ describe('ROI filtergraph builder', () => {
     assert.match(lines[3]!, /^\[s2\]trim=start_frame=25:end_frame=40,addroi=x=16:y=16/);
     assert.equal(lines[4], '[v0][v1][v2]concat=n=3:v=1:a=0,');
     // Segment starts at frames 10 and 25 sit at 0.2 s and 0.5 s (50 fps).
-    assert.equal(lines[5], "setpts='PTS-st(0,if(eq(N,10)+eq(N,25),eq(N,10)*(PTS-STARTPTS-0.2/TB)+eq(N,25)*(PTS-STARTPTS-0.5/TB),ld(0)))'[out]");
+    assert.equal(lines[5], "setpts='round(PTS-st(0,if(eq(N,10)+eq(N,25),eq(N,10)*(PTS-STARTPTS-0.2/TB)+eq(N,25)*(PTS-STARTPTS-0.5/TB),ld(0))))'[out]");
+  });
+
+  it('gives every segment ROI side data when any has some: a whole-frame region at 0 where nothing else applies', () => {
+    // x265 crashes when ROI starts after frame 0 and keeps stale offsets when it stops (test/encode.test.ts).
+    const bg0 = background(64, 64, 0);
+    const zero = 'addroi=x=0:y=0:w=64:h=64:qoffset=0:clear=0';
+    const late = buildRoiFilterGraph(plan(64, 64, [{ startFrame: 0, endFrame: 10, regions: [bg0] }, { startFrame: 10, endFrame: 20, regions: [face(0, 0, 32, 32, -5), bg0] }]), { strength: 1, frameTimes: times(20), outputLabel: 'v' });
+    assert.equal(late.split('\n')[1], `[s0]trim=start_frame=0:end_frame=10,${zero}[v0];`);
+    const early = buildRoiFilterGraph(plan(64, 64, [{ startFrame: 0, endFrame: 10, regions: [face(0, 0, 32, 32, -5), bg0] }, { startFrame: 10, endFrame: 20, regions: [] }]), { strength: 1, frameTimes: times(20), outputLabel: 'v' });
+    assert.equal(early.split('\n')[2], `[s1]trim=start_frame=10:end_frame=20,${zero}[v1];`);
+    // No ROI anywhere (or strength 0): no side data at all, and nothing to crash on.
+    const none = buildRoiFilterGraph(plan(64, 64, [{ startFrame: 0, endFrame: 10, regions: [bg0] }, { startFrame: 10, endFrame: 20, regions: [face(0, 0, 32, 32, -5), bg0] }]), { strength: 0, frameTimes: times(20), outputLabel: 'v' });
+    assert.ok(!none.includes('addroi'), none);
   });
 
   it('clamps regions to the frame and rounds odd coordinates', () => {
@@ -82,8 +95,17 @@ describe('encode argv builder', () => {
     const args = buildEncodeArgs({ ...base, container: 'mp4' });
     const joined = args.join(' ');
     assert.ok(joined.includes('-noautorotate -i in.mp4 -filter_complex_script /tmp/g.txt -map [v] -map 0:a? -map 0:s?'));
-    assert.ok(joined.includes('-fps_mode passthrough -c:v libx265 -preset medium -crf 28 -x265-params aq-mode=2:zones=0,9,b=0.5 -c:a copy'));
-    assert.ok(joined.includes('-map_metadata 0 -map_chapters 0 -tag:v hvc1 -movflags +faststart -progress pipe:1 /tmp/.out.partial.mp4'));
+    assert.ok(joined.includes('-fps_mode passthrough -copyts -c:v libx265 -preset medium -crf 28 -x265-params aq-mode=2:zones=0,9,b=0.5 -c:a copy'));
+    assert.ok(joined.includes('-map_metadata 0 -map_chapters 0 -tag:v hvc1 -movflags +faststart -movie_timescale 90000 -progress pipe:1 /tmp/.out.partial.mp4'));
+  });
+
+  it('keeps timestamps in the input video time base, maps each planned stream with its own codec', () => {
+    const tracks = [{ index: 1, type: 'audio' as const, codec: 'pcm_s16le', action: 'alac' as const }, { index: 3, type: 'subtitle' as const, codec: 'subrip', action: 'mov_text' as const }];
+    const joined = buildEncodeArgs({ ...base, container: 'mp4', tracks, encTimeBase: '1/90000' }).join(' ');
+    assert.ok(joined.includes('-map [v] -map 0:1 -map 0:3 -fps_mode passthrough -enc_time_base:v 1:90000 -copyts'), joined);
+    assert.ok(joined.includes('-c:1 alac -c:2 mov_text -map_metadata'), joined);
+    // Video-only encodes (comparisons) keep ffmpeg's default start at 0, as the quality measurement expects.
+    assert.ok(!buildEncodeArgs({ ...base, container: 'mp4', videoOnly: true }).includes('-copyts'));
   });
 
   it('uses the input directly without a graph, and copies subtitles into mkv but converts them for mp4', () => {
@@ -91,6 +113,7 @@ describe('encode argv builder', () => {
     assert.ok(mkv.join(' ').includes('-map 0:v:0 -map 0:a?'));
     assert.ok(mkv.join(' ').includes('-c:s copy'));
     assert.ok(!mkv.includes('-tag:v'));
+    assert.ok(mkv.join(' ').includes('-map 0:t?'), 'Matroska attachments (fonts) are kept');
     assert.ok(buildEncodeArgs({ ...base, container: 'mp4', hasSubtitles: true }).join(' ').includes('-c:s mov_text'));
   });
 
@@ -104,6 +127,7 @@ describe('encode argv builder', () => {
   it('knows its containers', () => {
     assert.equal(containerFor('a.MP4'), 'mp4');
     assert.equal(containerFor('a.mkv'), 'mkv');
+    assert.equal(containerFor('a.mov'), 'mov');
     assert.throws(() => containerFor('a.avi'), /unsupported output extension '.avi'/);
   });
 });

@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { ScoredBox } from '../src/analysis/boxes.js';
 import { MEDIAPIPE_FULL_MODEL, MediaPipeFullDetector, pyramidWindows } from '../src/analysis/mediapipe-detector.js';
 import { RoiError } from '../src/errors.js';
+import { analyze } from '../src/index.js';
 import { centre, devComposite, MEDIA, SAMPLE, workDir } from './helpers.js';
 
 const dir = workDir('mediapipe');
@@ -86,6 +87,14 @@ describe('MediaPipe full-range detector', () => {
       assert.ok(near(centre(face), [205, 188], 15), `face at ${show(faces)}`);
       assert.ok(face.w > 70 && face.w < 130 && face.score >= MIN_SCORE, `face ${show(faces)}`);
     }
+  });
+
+  it('plugs into the same scan/follow pipeline as BlazeFace through analyze()', async () => {
+    const plan = await analyze(SAMPLE, { faceDetector: 'mediapipe-full' });
+    const stats = plan.analysis!;
+    assert.ok(stats.followPasses >= stats.samples / 2, `${stats.followPasses} follow passes of ${stats.samples} samples`);
+    const hits = plan.detections.filter((d) => d.faces.length === 1 && near(centre(d.faces[0]!), [205, 188], 20));
+    assert.equal(hits.length, plan.detections.length, `face found on ${hits.length} of ${plan.detections.length} samples`);
   });
 
   it('does not leak tensors over repeated calls', async () => {

@@ -9,7 +9,11 @@ import { bdRate, measureQuality, reportSchema, type Plan, type Report } from '..
 import { boxesAt, FaceMasks, lowPercentile, pairBoxes } from '../src/report/metrics.js';
 import { resolveBinaries } from '../src/media/binaries.js';
 import { crfForBitrate, matchFor, showcaseUniform } from '../src/report/matching.js';
-import { heatmapImage } from '../src/report/images.js';
+import { heatmapImage, heatmapLegend } from '../src/report/images.js';
+import { parseCrfs } from '../src/report/compare.js';
+import { overTimeSpec } from '../src/report/charts.js';
+import { parseEncoderSei, readEncoderInfo } from '../src/report/encoder-info.js';
+import { videoStreamBytes } from '../src/media/probe.js';
 import { SsimPlane, newSsimSums } from '../src/report/ssim.js';
 import { cli, fixture, SAMPLE, workDir } from './helpers.js';
 
@@ -53,6 +57,8 @@ describe('quality metrics on synthetic pairs with known answers', () => {
     assert.ok(Math.abs(q.facePsnr - expected) < 0.01, `face PSNR ${q.facePsnr}`);
     assert.ok(Math.abs(q.backgroundPsnr - expected) < 0.01, `background PSNR ${q.backgroundPsnr}`);
     assert.ok(Math.abs(q.check.psnr - expected) < 0.01, 'our own full-frame PSNR agrees');
+    // Every luma sample off by 4 in every frame: Y-PSNR, the mean of per-frame luma PSNR, is the same.
+    for (const v of [q.psnrY, q.facePsnrY, q.backgroundPsnrY]) assert.ok(Math.abs(v - expected) < 1e-9, `Y-PSNR ${v}`);
     // A constant shift leaves structure intact: SSIM drops only through the luminance term.
     assert.ok(q.faceSsim < 1 && q.faceSsim > 0.99, `face SSIM ${q.faceSsim}`);
   });
@@ -109,6 +115,27 @@ describe('quality metrics on synthetic pairs with known answers', () => {
     assert.equal(pairBoxes([box(0)], [box(50)]).pairs.length, 0);
   });
 
+  it('Y-PSNR is the mean over frames of ffmpeg’s per-frame luma PSNR, not the pooled figure', async () => {
+    // Frames of very different quality (a clean half, a noisy half) make the two conventions differ.
+    const mixed = fixture(dir, 'mixed.mkv', (out) => ['-i', source, '-vf', "noise=alls=30:allf=t:enable='gte(n,5)'", '-c:v', 'ffv1', out]);
+    const q = await measureQuality(source, mixed, syntheticPlan(10, FACE), bins);
+    const statsFile = join(dir, 'psnr-stats.log');
+    spawnSync('ffmpeg', ['-hide_banner', '-nostats', '-i', mixed, '-i', source, '-lavfi', `psnr=stats_file=${statsFile}`, '-f', 'null', '-'], { encoding: 'utf8' });
+    const perFrame = readFileSync(statsFile, 'utf8').trim().split('\n').map((l) => /psnr_y:(inf|[\d.]+)/.exec(l)![1]!).map((v) => (v === 'inf' ? Infinity : Number(v)));
+    assert.equal(perFrame.length, 10);
+    assert.ok(perFrame.slice(0, 5).every((v) => v === Infinity), 'the first five frames are untouched');
+    // Five identical frames: the per-frame mean is infinite (null in JSON), the pooled PSNR is not.
+    assert.equal(q.psnrY, Infinity);
+    assert.ok(Number.isFinite(q.psnr));
+    const lossy = fixture(dir, 'lossy.mp4', (out) => ['-i', source, '-c:v', 'libx264', '-crf', '35', out]);
+    const q2 = await measureQuality(source, lossy, syntheticPlan(10, FACE), bins);
+    spawnSync('ffmpeg', ['-hide_banner', '-nostats', '-i', lossy, '-i', source, '-lavfi', `psnr=stats_file=${statsFile}`, '-f', 'null', '-'], { encoding: 'utf8' });
+    const lossyFrames = readFileSync(statsFile, 'utf8').trim().split('\n').map((l) => Number(/psnr_y:([\d.]+)/.exec(l)![1]));
+    const mean = lossyFrames.reduce((a, b) => a + b, 0) / lossyFrames.length;
+    assert.ok(Math.abs(q2.psnrY - mean) < 0.01, `ours ${q2.psnrY} vs mean of ffmpeg's per-frame psnr_y ${mean}`);
+    assert.ok(Math.abs(q2.psnrY - q2.psnr) > 0.01, `the conventions differ: Y-PSNR ${q2.psnrY}, pooled YUV ${q2.psnr}`);
+  });
+
   it('our luma SSIM equals ffmpeg’s ssim filter on a real encode', async () => {
     const encoded = fixture(dir, 'lossy.mp4', (out) => ['-i', source, '-c:v', 'libx264', '-crf', '35', out]);
     const q = await measureQuality(source, encoded, syntheticPlan(10, FACE), bins);
@@ -130,6 +157,53 @@ describe('quality metrics on synthetic pairs with known answers', () => {
     assert.ok(Math.abs(sums.sum[1]! / sums.count[1]! - 1) < 1e-12, 'windows wholly on the untouched half have SSIM 1');
     assert.ok(sums.sum[2]! / sums.count[2]! < 0.5, 'inverted half has low SSIM');
     assert.ok(Math.abs(mean - (sums.sum[0]! + sums.sum[1]! + sums.sum[2]!) / 21) < 1e-12);
+  });
+});
+
+describe('report details', () => {
+  it('the heatmap legend lists the kinds and signed offsets the frame has, margins included, and no salient region without one', () => {
+    const regions = [
+      { x: 0, y: 0, w: 32, h: 32, qpOffset: -4, kind: 'face' as const },
+      { x: 0, y: 32, w: 32, h: 16, qpOffset: 2, kind: 'face' as const },
+      { x: 0, y: 0, w: 96, h: 64, qpOffset: 4, kind: 'background' as const },
+    ];
+    const legend = heatmapLegend(regions);
+    assert.deepEqual(legend.map((e) => e.label), ['face −4 QP (more bits)', 'face margin +2 QP (fewer bits)', 'background +4 QP (fewer bits)']);
+    // The margin is painted a faint blue: nearer grey than the background's blue.
+    const rgb = (c: string) => c.match(/\d+/g)!.map(Number);
+    const [mr, , mb] = rgb(legend[1]!.colour);
+    const [br, , bb] = rgb(legend[2]!.colour);
+    assert.ok(mb! - mr! > 0 && mb! - mr! < bb! - br!, `${legend[1]!.colour} vs ${legend[2]!.colour}`);
+    assert.ok(heatmapLegend([...regions, { x: 40, y: 0, w: 8, h: 8, qpOffset: 0, kind: 'saliency' }]).some((e) => e.label.startsWith('salient region 0 QP')));
+  });
+
+  it('the per-frame chart ends where the clip does', () => {
+    const spec = overTimeSpec('t', 'y', [{ series: 'a', x: 0, y: 1 }, { series: 'a', x: 9.96, y: 2 }], {}, 1500, 10) as unknown as { encoding: { x: { scale: { domain: number[]; nice: boolean } } } };
+    assert.deepEqual(spec.encoding.x.scale, { domain: [0, 10], nice: false });
+  });
+
+  it('names the CRF option as the library caller typed it: crfs (the CLI says --crf, checked below)', () => {
+    assert.throws(() => parseCrfs([30]), /^RoiError: Expected at least two different CRFs.* for crfs but received \[30\]$/);
+    assert.throws(() => parseCrfs([22, 'abc' as unknown as number]), /^RoiError: Expected number 0–51 for crfs but received 'abc'$/);
+    assert.deepEqual(parseCrfs('30,22'), [22, 30]);
+  });
+
+  it('reads the encoder, its version and its full parameter string from the stream', async () => {
+    const sei = 'x265 (build 199) - 3.5+1-f0c1022b6:[Linux][GCC 12.2.0][64 bit] 8bit+10bit+12bit - H.265/HEVC codec - Copyright 2013-2018 (c) Multicoreware, Inc - http://x265.org - options: cpuid=1111039 aq-mode=2 crf=30.0\0\x80';
+    assert.deepEqual(parseEncoderSei(`junk${sei}`), { encoder: 'x265 3.5+1-f0c1022b6', options: 'cpuid=1111039 aq-mode=2 crf=30.0' });
+    const lossy = fixture(dir, 'lossy.mp4', (out) => ['-i', source, '-c:v', 'libx264', '-crf', '35', out]);
+    const info = await readEncoderInfo(lossy);
+    assert.match(info!.encoder, /^x264 core \d+/);
+    assert.match(info!.options, /\bcrf=35\.0\b/);
+  });
+
+  it('video stream bytes are the sum of the packets, less than the file by the container', async () => {
+    const lossy = fixture(dir, 'lossy.mp4', (out) => ['-i', source, '-c:v', 'libx264', '-crf', '35', out]);
+    const { bytes, packets } = await videoStreamBytes(lossy, bins);
+    assert.equal(packets, 10);
+    const sizes = spawnSync('ffprobe', ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'packet=size', '-of', 'json', lossy], { encoding: 'utf8' }).stdout;
+    assert.equal(bytes, (JSON.parse(sizes) as { packets: { size: string }[] }).packets.reduce((n, p) => n + Number(p.size), 0));
+    assert.ok(bytes < statSync(lossy).size);
   });
 });
 
@@ -202,7 +276,7 @@ describe('bitrate matching for the side-by-side', () => {
   });
 
   it('matches against the uniform encode two thirds down the CRF list, never preferring a dearer ROI encode', () => {
-    const point = (crf: number, mode: 'uniform' | 'roi' = 'uniform', bitrateKbps = 100 / crf) => ({ mode, codec: 'hevc' as const, crf, file: `${mode}${crf}`, bytes: 1, bitrateKbps, encodeSeconds: 0, psnr: null, ssim: null, facePsnr: null, facePsnrP5: null, faceSsim: null, backgroundPsnr: null, backgroundSsim: null, salientPsnr: null, salientSsim: null });
+    const point = (crf: number, mode: 'uniform' | 'roi' = 'uniform', bitrateKbps = 100 / crf) => ({ mode, codec: 'hevc' as const, crf, file: `${mode}${crf}`, bytes: 1, videoBytes: 1, bitrateKbps, encodeSeconds: 0, psnr: null, psnrY: null, ssim: null, facePsnr: null, facePsnrY: null, facePsnrP5: null, faceSsim: null, backgroundPsnr: null, backgroundPsnrY: null, backgroundSsim: null, salientPsnr: null, salientPsnrY: null, salientSsim: null, encoder: null, encoderOptions: null, command: null });
     assert.equal(showcaseUniform([22, 26, 30, 34].map((c) => point(c))).crf, 30);
     assert.equal(showcaseUniform([24, 32].map((c) => point(c))).crf, 32);
     const uniform = point(30, 'uniform', 100);
@@ -248,6 +322,42 @@ describe('compare on a short sample (CLI, real encodes)', () => {
       assert.ok(p.bitrateKbps < 120, `${p.file}: ${p.bitrateKbps} kbit/s`);
     }
     assert.ok(!readdirSync(dir).some((f) => f.includes('.partial')), 'no temporary directory left');
+  });
+
+  it('bitrates are the video stream’s packets over the duration, and the file size is reported beside them', () => {
+    for (const p of report.points) {
+      const { packets } = JSON.parse(spawnSync('ffprobe', ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'packet=size', '-of', 'json', join(out, p.file)], { encoding: 'utf8' }).stdout) as { packets: { size: string }[] };
+      const videoBytes = packets.reduce((n, x) => n + Number(x.size), 0);
+      assert.equal(p.videoBytes, videoBytes, p.file);
+      assert.ok(Math.abs(p.bitrateKbps - (videoBytes * 8) / 1000 / report.input.durationSeconds) < 0.01, p.file);
+      // The MP4 container costs kilobytes per file, which the bitrate no longer counts.
+      assert.ok(p.bytes - p.videoBytes > 500, `${p.file}: ${p.bytes} vs ${p.videoBytes}`);
+    }
+  });
+
+  it('names ffmpeg and x265 with their versions, and each encode’s x265 settings and command line', () => {
+    const ffmpegVersion = /ffmpeg version (\S+)/.exec(spawnSync('ffmpeg', ['-version'], { encoding: 'utf8' }).stdout)![1];
+    assert.equal(report.tools.ffmpeg, ffmpegVersion);
+    assert.match(report.tools.x265!, /^x265 \d+\.\d+/);
+    assert.equal(report.tools.x264, null);
+    for (const p of report.points) {
+      assert.equal(p.encoder, report.tools.x265, p.file);
+      // x265's own record of what it ran: the CRF asked for, and adaptive quantisation on (ROI needs it).
+      assert.match(p.encoderOptions!, new RegExp(`\\bcrf=${p.crf.toFixed(1)}\\b`), p.file);
+      assert.match(p.encoderOptions!, /\baq-mode=2\b/, p.file);
+      assert.match(p.command!, /^ffmpeg .*-c:v libx265 .*-crf \S+ .*-x265-params \S*aq-mode=2/, p.file);
+    }
+    const roi = report.points.find((p) => p.mode === 'roi' && !p.matching)!;
+    assert.match(roi.command!, /-filter_complex_script /);
+  });
+
+  it('reports Y-PSNR beside the pooled PSNR, with BD-rates on both', () => {
+    for (const p of report.points) {
+      assert.ok(p.psnrY! > 20 && p.facePsnrY! > 20 && p.backgroundPsnrY! > 20, p.file);
+      assert.notEqual(p.psnrY, p.psnr);
+    }
+    assert.ok(report.bdRate.facePsnrY! < -10, `face Y-PSNR BD-rate ${report.bdRate.facePsnrY}`);
+    assert.ok(report.bdRate.psnrY !== null);
   });
 
   it('shows the side-by-side at matched bitrate: ROI spends 95–101% of what uniform CRF 30 spends', () => {
@@ -303,6 +413,34 @@ describe('compare on a short sample (CLI, real encodes)', () => {
     assert.ok(images.length >= 7 && images.every((w) => w > 0), `images ${images}`);
     const text = await page.textContent('body');
     assert.match(text ?? '', /smaller at the same face quality \(PSNR\)/);
+    assert.match(text ?? '', /at the same face quality \(Y-PSNR\)/);
+    assert.match(text ?? '', /face \u22124, background \+4/);
+    assert.match(text ?? '', /ffmpeg \S+, x265 \d/);
+    // The legend lists what the frame has: the face, its +2 margins, the background; no salient region here.
+    const legend = await page.$$eval('p.notes', (ps) => ps.map((p) => p.textContent ?? '').find((t) => t.includes('with the plan drawn')) ?? '');
+    assert.match(legend, /face \u22124 QP \(more bits\)face margin \+[\d.]+ QP \(fewer bits\)background \+4 QP \(fewer bits\)detected face/);
+    assert.doesNotMatch(legend, /salient/);
+    // Header cells stay on one line.
+    const wrapped = await page.$$eval('th', (ths) => ths.filter((th) => {
+      // A text that wraps has one client rect per line.
+      type Node = { nodeType: number; childNodes: ArrayLike<Node>; ownerDocument: unknown };
+      type Range = { selectNodeContents(node: Node): void; getClientRects(): ArrayLike<unknown> };
+      const doc = th.ownerDocument as unknown as { createRange(): Range };
+      // No named inner functions: the page would not know the bundler's __name helper.
+      const stack: Node[] = [th as unknown as Node];
+      let wraps = false;
+      while (stack.length) {
+        const n = stack.pop()!;
+        if (n.nodeType !== 3) stack.push(...Array.from(n.childNodes));
+        else {
+          const range = doc.createRange();
+          range.selectNodeContents(n);
+          if (range.getClientRects().length > 1) wraps = true;
+        }
+      }
+      return wraps;
+    }).map((th) => th.textContent));
+    assert.deepEqual(wrapped, []);
     mkdirSync(join(dir, 'screenshots'), { recursive: true });
     await page.screenshot({ path: join(dir, 'screenshots', 'report.png'), fullPage: true });
     assert.ok(statSync(join(dir, 'screenshots', 'report.png')).size > 10_000);
@@ -323,7 +461,7 @@ describe('compare on a short sample (CLI, real encodes)', () => {
     assert.equal(readFileSync(join(foreign, 'keep.txt'), 'utf8'), 'mine');
     const bad = cli(['compare', short, '-o', join(dir, 'x'), '--crf', '22']);
     assert.equal(bad.code, 1);
-    assert.match(bad.stderr, /^roi-encode: Expected at least two different CRFs/);
+    assert.match(bad.stderr, /^roi-encode: Expected at least two different CRFs.* for --crf but received '22'$/m);
     assert.equal(bad.stderr.trim().split('\n').length, 1);
   });
 });

@@ -1,13 +1,14 @@
 import { RoiError, throwIfAborted } from '../errors.js';
 import { resolveBinaries, type BinaryOptions } from '../media/binaries.js';
 import { probeVideo, type VideoInfo } from '../media/probe.js';
-import { PLAN_VERSION, type Plan } from '../plan.js';
+import { PLAN_VERSION, type AnalysisStats, type Plan } from '../plan.js';
 import { ProgressMeter, type ProgressListener } from '../progress.js';
 import { expectInteger, expectNumber, expectOneOf, invalid } from '../validate.js';
 import { VERSION } from '../version.js';
 import type { ScoredBox } from './boxes.js';
-import { BLAZEFACE_MODELS } from './blazeface.js';
+import { BlazeFace, BLAZEFACE_MODELS } from './blazeface.js';
 import { FaceDetector, MODEL_MIN_FACE } from './face-detector.js';
+import { FaceScanner } from './face-scan.js';
 import { planSampling, sampleFrames } from './frames.js';
 import { buildSegments, type FrameRegion } from './importance.js';
 import { SaliencyModel, salientBoxes } from './saliency.js';
@@ -73,6 +74,11 @@ export const ANALYZE_DEFAULTS = {
   singleHitScore: 0.85,
   maxSegmentGrowth: 1.6,
   maxSegmentSeconds: 10,
+  // Full scans (whole frame and tiles) at least this often while faces are followed in between.
+  scanInterval: 1,
+  // Thumbnail distance between samples that counts as a new scene and forces a full scan: cuts in
+  // the dev corpus score 58, the fast pan at most 12.6 and a talking head's gestures 12.3.
+  sceneChange: 20,
 } as const;
 
 export interface AnalyzeSettings {
@@ -96,6 +102,9 @@ export interface AnalyzeSettings {
   singleHitScore: number;
   maxSegmentGrowth: number;
   maxSegmentFrames: number;
+  /** Samples between full face scans, and the scene-change distance that forces one. */
+  scanEvery: number;
+  sceneChange: number;
 }
 
 export function parseRoi(value: AnalyzeOptions['roi']): RoiKind[] {
@@ -141,8 +150,20 @@ export async function analyze(input: string, options: AnalyzeOptions = {}): Prom
   checkCombination(resolved);
   const bins = resolveBinaries(options);
   throwIfAborted(options.signal);
+  const started = performance.now();
+  preloadModels(resolved);
   const info = await probeVideo(input, bins, options.signal);
-  return analyzeProbed(info, resolved, bins, options);
+  return analyzeProbed(info, resolved, bins, { ...options, probeSeconds: (performance.now() - started) / 1000 });
+}
+
+/**
+ * Starts loading the models an analysis with these options will use, so that it overlaps the probe.
+ * Sessions are kept per process (see onnx.ts); a failure here is reported by the analysis itself.
+ */
+export function preloadModels(resolved: ReturnType<typeof resolveAnalyzeOptions>): void {
+  if (resolved.roi.includes('faces') && resolved.faceDetector === 'blazeface') {
+    for (const model of Object.values(BLAZEFACE_MODELS)) void BlazeFace.load(model).catch(() => undefined);
+  }
 }
 
 /** The part of analyze() after probing, for callers that probed already. */
@@ -150,7 +171,7 @@ export async function analyzeProbed(
   info: VideoInfo,
   resolved: ReturnType<typeof resolveAnalyzeOptions>,
   bins: ReturnType<typeof resolveBinaries>,
-  options: Pick<AnalyzeOptions, 'signal' | 'onProgress'>,
+  options: Pick<AnalyzeOptions, 'signal' | 'onProgress'> & { probeSeconds?: number },
 ): Promise<Plan> {
   const d = ANALYZE_DEFAULTS;
   checkCombination(resolved);
@@ -163,15 +184,21 @@ export async function analyzeProbed(
   const tiles = wantFaces && (MODEL_MIN_FACE * longSide) / BLAZEFACE_MODELS.back.side > resolved.minFaceSize;
   const sampling = planSampling(info, resolved.sampleFps, tiles ? scale : Math.min(1, (2 * BLAZEFACE_MODELS.back.side) / longSide));
   const proposalScore = Math.min(d.proposalScore, resolved.minScore);
-  const detect = !wantFaces
-    ? undefined
-    : resolved.faceDetector === 'mediapipe-full'
-      ? // Loaded on demand: TensorFlow.js costs ~0.4 s to import, which BlazeFace users should not pay.
-        await (await import('./mediapipe-detector.js')).MediaPipeFullDetector.create({ minScore: resolved.minScore, minFaceSize: Math.max(8, resolved.minFaceSize * (sampling.width / (info.rotation % 180 === 0 ? info.width : info.height))) }).then((m) => (rgb: Uint8Array, w: number, h: number) => m.detect(rgb, w, h))
-      : await FaceDetector.create({ minScore: resolved.minScore, proposalScore }).then((m) => (rgb: Uint8Array, w: number, h: number) => m.detect(rgb, w, h, tiles));
-  const saliency = wantSaliency
-    ? await SaliencyModel.create(resolved.saliencyModel === undefined ? {} : { modelPath: resolved.saliencyModel, normalization: resolved.saliencyNormalization })
-    : undefined;
+  const started = performance.now();
+  const [faceModel, saliency] = await Promise.all([
+    !wantFaces
+      ? undefined
+      : resolved.faceDetector === 'mediapipe-full'
+        ? // Loaded on demand: TensorFlow.js costs ~0.4 s to import, which BlazeFace users should not pay.
+          import('./mediapipe-detector.js').then(({ MediaPipeFullDetector }) =>
+            MediaPipeFullDetector.create({ minScore: resolved.minScore, minFaceSize: Math.max(8, resolved.minFaceSize * (sampling.width / (info.rotation % 180 === 0 ? info.width : info.height))) }))
+        : FaceDetector.create({ minScore: resolved.minScore, proposalScore, tiles }),
+    wantSaliency ? SaliencyModel.create(resolved.saliencyModel === undefined ? {} : { modelPath: resolved.saliencyModel, normalization: resolved.saliencyNormalization }) : undefined,
+  ]);
+  // Full scans at most scanInterval apart: a face that appears mid-shot is found within that time.
+  const scanEvery = Math.max(1, Math.floor((d.scanInterval * info.frameRate) / sampling.step));
+  const scanner = faceModel && new FaceScanner(faceModel, resolved.minScore, { scanEvery, sceneChange: d.sceneChange });
+  const setupSeconds = (performance.now() - started) / 1000;
   const meter = new ProgressMeter('analyze', info.frameCount, options.onProgress);
   const sx = (info.rotation % 180 === 0 ? info.width : info.height) / sampling.width;
   const sy = (info.rotation % 180 === 0 ? info.height : info.width) / sampling.height;
@@ -181,17 +208,27 @@ export async function analyzeProbed(
   };
 
   const samples: (Sample & { time: number; salient: ScoredBox[] })[] = [];
-  const cuts = await sampleFrames(info, sampling, bins, {
+  let detectMs = 0;
+  let saliencyMs = 0;
+  let reported = 0;
+  const sampled = await sampleFrames(info, sampling, bins, {
     signal: options.signal,
     sceneThreshold: resolved.sceneThreshold,
     onFrame: async (frame) => {
-      const faces = detect ? (await detect(frame.rgb, frame.width, frame.height)).map(toCoded) : [];
+      let t = performance.now();
+      const faces = scanner ? (await scanner.detect(frame)).map(toCoded) : [];
+      detectMs += performance.now() - t;
+      t = performance.now();
       const salient = saliency ? salientBoxes(await saliency.map(frame.rgb, frame.width, frame.height), frame.width, frame.height).map(toCoded) : [];
+      saliencyMs += performance.now() - t;
       samples.push({ frame: frame.index, time: frame.time, faces, salient });
-      meter.update(Math.min(info.frameCount, frame.index + sampling.step));
+      const done = Math.min(info.frameCount, frame.index + sampling.step);
+      if (done > reported) meter.update((reported = done));
     },
   });
+  const { cuts } = sampled;
   if (samples.length === 0) throw new RoiError('INPUT_UNREADABLE', `no frames could be decoded from ${info.path}`);
+  const trackStarted = performance.now();
 
   const trackerOptions = { maxMissedSamples: d.maxMissedSamples, minHits: d.minHits, singleHitScore: d.singleHitScore };
   const interpolation = { frameCount: info.frameCount, step: sampling.step, cuts, width: info.width, height: info.height };
@@ -206,6 +243,7 @@ export async function analyzeProbed(
     salientFrames.forEach((list, f) => perFrame[f]!.push(...list.map((b) => ({ ...b, kind: 'saliency' as const }))));
     salientByTrack = labelWithTracks(samples.map((s) => ({ frame: s.frame, boxes: s.salient })), salientTracks, SALIENT_TRACK_BASE);
   }
+  const planStarted = performance.now();
   const maxSegmentFrames = Math.max(1, Math.round(d.maxSegmentSeconds * info.frameRate));
   const segments = buildSegments(perFrame, {
     width: info.width,
@@ -216,6 +254,24 @@ export async function analyzeProbed(
     maxFrames: maxSegmentFrames,
   });
 
+  const finished = performance.now();
+  const analysis: AnalysisStats = {
+    seconds: round3((finished - started) / 1000 + (options.probeSeconds ?? 0)),
+    stages: {
+      probe: round3(options.probeSeconds ?? 0),
+      setup: round3(setupSeconds),
+      decodeWait: round3(sampled.decodeWaitSeconds),
+      detect: round3(detectMs / 1000),
+      saliency: round3(saliencyMs / 1000),
+      track: round3((planStarted - trackStarted) / 1000),
+      plan: round3((finished - planStarted) / 1000),
+    },
+    samples: samples.length,
+    fullScans: scanner?.counts.fullScans ?? 0,
+    followPasses: scanner?.counts.followPasses ?? 0,
+    maxQueued: sampled.maxQueued,
+    decodedFrames: sampled.decodedFrames,
+  };
   const settings: AnalyzeSettings = {
     roi: resolved.roi,
     detector: !wantFaces ? 'none' : resolved.faceDetector === 'mediapipe-full' ? 'mediapipe-full-verified' : 'blazeface-multiscale-verified',
@@ -236,6 +292,8 @@ export async function analyzeProbed(
     singleHitScore: d.singleHitScore,
     maxSegmentGrowth: d.maxSegmentGrowth,
     maxSegmentFrames,
+    scanEvery,
+    sceneChange: d.sceneChange,
   };
   return {
     version: PLAN_VERSION,
@@ -254,8 +312,11 @@ export async function analyzeProbed(
     cuts,
     segments,
     zones: [],
+    analysis,
   };
 }
+
+const round3 = (v: number) => Math.round(v * 1000) / 1000;
 
 function roundBox(b: { x: number; y: number; w: number; h: number }, width: number, height: number) {
   const x = Math.max(0, Math.min(width - 1, Math.round(b.x)));

@@ -8,8 +8,8 @@ import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { loadGraphModel, type GraphModel } from '@tensorflow/tfjs-converter';
 import { RoiError } from '../errors.js';
 import { expectNumber } from '../validate.js';
-import { weightedNms, type ScoredBox } from './boxes.js';
-import { wholeFrameWindow } from './face-detector.js';
+import { weightedNms, type Box, type ScoredBox } from './boxes.js';
+import { detectFaces, NMS_IOU, tileWindows, touchesInnerEdge, wholeFrameWindow, type FaceFrame, type FaceModel } from './face-scan.js';
 import { windowToTensor, type Window } from './image.js';
 import { MODELS_DIR } from './onnx.js';
 
@@ -83,8 +83,6 @@ const PROPOSAL_SCORE = 0.3;
 export const VERIFY_CONTEXTS = [5, 8] as const;
 /** At most this many candidates a frame are verified, strongest first. */
 const MAX_CANDIDATES = 32;
-/** IoU above which two detections are the same face (MediaPipe's setting). */
-const NMS_IOU = 0.3;
 /** Windows per model call; larger batches gain nothing on wasm and cost memory. */
 const MAX_BATCH = 8;
 
@@ -185,27 +183,11 @@ export function pyramidWindows(width: number, height: number, minFaceSize: numbe
     const side = Math.round((need * INPUT) / MEDIAPIPE_MIN_FACE);
     // A tile nearly as big as the frame sees what the whole frame sees.
     if (side * 1.25 >= whole.size) break;
-    for (const y of stepsAlong(height, side)) for (const x of stepsAlong(width, side)) windows.push({ x, y, size: side });
+    windows.push(...tileWindows(width, height, side, TILE_OVERLAP));
     // Faces larger than this may be cut by every tile of the level: the next level takes them.
     need = TILE_OVERLAP * side;
   }
   return windows;
-}
-
-function stepsAlong(length: number, side: number): number[] {
-  if (length <= side) return [Math.round((length - side) / 2)];
-  const n = Math.ceil((length - side) / (side * (1 - TILE_OVERLAP))) + 1;
-  const stride = (length - side) / (n - 1);
-  return Array.from({ length: n }, (_, i) => Math.round(i * stride));
-}
-
-function touchesInnerEdge(d: ScoredBox, win: Window, width: number, height: number): boolean {
-  const margin = 2;
-  const left = win.x > 0 && d.x <= win.x + margin;
-  const top = win.y > 0 && d.y <= win.y + margin;
-  const right = win.x + win.size < width && d.x + d.w >= win.x + win.size - margin;
-  const bottom = win.y + win.size < height && d.y + d.h >= win.y + win.size - margin;
-  return left || top || right || bottom;
 }
 
 interface WindowDetection extends ScoredBox {
@@ -213,7 +195,7 @@ interface WindowDetection extends ScoredBox {
   window: number;
 }
 
-export class MediaPipeFullDetector {
+export class MediaPipeFullDetector implements FaceModel {
   private readonly minScore: number;
   private readonly minFaceSize: number;
   private readonly input = new Float32Array(MAX_BATCH * INPUT * INPUT * 3);
@@ -239,19 +221,27 @@ export class MediaPipeFullDetector {
     return tf.getBackend();
   }
 
-  /** Faces in frame pixels, strongest first. `rgb` is packed RGB24, `width * height * 3` bytes. */
-  async detect(rgb: Uint8Array, width: number, height: number): Promise<ScoredBox[]> {
+  /** A full scan of one frame, every candidate verified: faces in frame pixels, strongest first. `rgb` is packed RGB24. */
+  detect(rgb: Uint8Array, width: number, height: number): Promise<ScoredBox[]> {
     if (!(width > 0 && height > 0 && rgb.length >= width * height * 3)) {
       throw new RoiError('INVALID_FRAME', `frame of ${rgb.length} bytes is too small for ${width}x${height} RGB24`);
     }
+    return detectFaces(this, { rgb, width, height }, this.minScore);
+  }
+
+  async propose({ rgb, width, height }: FaceFrame): Promise<ScoredBox[]> {
     const windows = pyramidWindows(width, height, this.minFaceSize);
     const proposals = (await this.run(rgb, width, height, windows, Math.min(PROPOSAL_SCORE, this.minScore)))
       .filter((d) => d.window === 0 || !touchesInnerEdge(d, windows[d.window]!, width, height));
-    const candidates = weightedNms(proposals, NMS_IOU).slice(0, MAX_CANDIDATES);
-    if (candidates.length === 0) return [];
+    return weightedNms(proposals, NMS_IOU).slice(0, MAX_CANDIDATES);
+  }
 
-    // Verification: each candidate seen up close at each of VERIFY_CONTEXTS; its score is the mean
-    // of the best face centred inside it in each view, its box the one from the closest view.
+  /**
+   * Each candidate seen up close at each of VERIFY_CONTEXTS: its score is the mean of the best face
+   * centred inside it in each view, its box the one from the closest view.
+   */
+  async verify({ rgb, width, height }: FaceFrame, candidates: Box[]): Promise<(ScoredBox | undefined)[]> {
+    if (candidates.length === 0) return [];
     const views: Window[] = [];
     for (const context of VERIFY_CONTEXTS) {
       for (const c of candidates) {
@@ -268,14 +258,12 @@ export class MediaPipeFullDetector {
       const centred = Math.abs(d.x + d.w / 2 - (c.x + c.w / 2)) < c.w / 2 && Math.abs(d.y + d.h / 2 - (c.y + c.h / 2)) < c.h / 2;
       if (centred && d.score > (best.get(d.window)?.score ?? 0)) best.set(d.window, d);
     }
-    const verified: ScoredBox[] = [];
-    candidates.forEach((_, i) => {
+    return candidates.map((_, i) => {
       const found = VERIFY_CONTEXTS.map((_, k) => best.get(k * candidates.length + i));
-      const score = found.reduce((sum, d) => sum + (d?.score ?? 0), 0) / n;
       const box = found.find((d) => d !== undefined);
-      if (box && score >= this.minScore) verified.push({ x: box.x, y: box.y, w: box.w, h: box.h, score });
+      const score = found.reduce((sum, d) => sum + (d?.score ?? 0), 0) / n;
+      return box ? { x: box.x, y: box.y, w: box.w, h: box.h, score } : undefined;
     });
-    return weightedNms(verified, NMS_IOU).sort((a, b) => b.score - a.score);
   }
 
   /** Runs the model on every window (batched) and decodes detections scoring at least `minScore`. */

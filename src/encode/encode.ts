@@ -1,18 +1,20 @@
 import { stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { analyzeProbed, resolveAnalyzeOptions, type AnalyzeOptions } from '../analysis/analyze.js';
-import { RoiError, throwIfAborted } from '../errors.js';
+import { analyzeProbed, preloadModels, resolveAnalyzeOptions, type AnalyzeOptions } from '../analysis/analyze.js';
+import { ProcessError, RoiError, throwIfAborted } from '../errors.js';
 import { requireEncoder, resolveBinaries } from '../media/binaries.js';
 import { checkOutputPath, withScratchDir, writeAtomically } from '../media/output-file.js';
-import { run } from '../media/process.js';
+import { quoteCommand, run } from '../media/process.js';
 import { probeVideo, type VideoInfo } from '../media/probe.js';
 import { readPlan, validatePlan, type Plan } from '../plan.js';
 import { ProgressMeter } from '../progress.js';
 import { expectNumber, expectOneOf } from '../validate.js';
-import { buildEncodeArgs, containerFor, X265_PRESETS, type X265Preset } from './argv.js';
+import { buildEncodeArgs, containerFor, ENCODE_DEFAULTS, planTracks, X265_PRESETS, type X265Preset } from './argv.js';
 import { buildRoiFilterGraph, zonesParam } from './filtergraph.js';
+import type { DistributedEncodeOptions } from '../distributed/options.js';
+import type { FaceTargetOptions, TargetOutcome } from './target.js';
 
-export interface EncodeOptions extends Omit<AnalyzeOptions, 'roi'> {
+export interface EncodeOptions extends Omit<AnalyzeOptions, 'roi'>, DistributedEncodeOptions, FaceTargetOptions {
   /**
    * What to spend bits on: 'faces' (default), 'saliency', or 'faces,saliency'. 'none' is the uniform
    * encode with otherwise identical settings.
@@ -57,12 +59,16 @@ export interface EncodeResult {
   strength: number;
   /** The plan used; undefined for roi 'none'. */
   plan?: Plan;
+  /** The ffmpeg command line that made the file (its temporary paths included), for reports. */
+  command?: string;
+  /** With matchCrf or targetFacePsnr: what was aimed at and reached, measured where (see src/encode/target.ts). */
+  target?: TargetOutcome;
 }
 
-export const ENCODE_DEFAULTS = { crf: 28, preset: 'medium' as X265Preset, strength: 1 };
+export { ENCODE_DEFAULTS };
 
 /** x265 settings shared by ROI and uniform encodes, so comparisons differ in the ROI alone. */
-function x265Params(zones: string | undefined): Record<string, string | number> {
+export function x265Params(zones: string | undefined): Record<string, string | number> {
   return {
     'log-level': 'warning',
     // ROI offsets are added to adaptive quantisation; libx265 silently drops them with aq-mode=0.
@@ -71,14 +77,38 @@ function x265Params(zones: string | undefined): Record<string, string | number> 
   };
 }
 
-/** 4:2:0 needs even sizes; checked before any analysis so nobody waits for a certain failure. */
+/** libx265 refuses pictures smaller than this in either direction ("Image size is too small"). */
+export const X265_MIN_SIZE = 16;
+
+/**
+ * 4:2:0 needs even sizes, and libx265 at least 16x16; checked before any analysis so nobody waits
+ * for a certain failure.
+ */
 export function requireEvenSize(info: VideoInfo): void {
+  if (info.width < X265_MIN_SIZE || info.height < X265_MIN_SIZE) {
+    throw new RoiError('TOO_SMALL', `${info.path} is ${info.width}x${info.height}, too small to encode: x265 needs at least ${X265_MIN_SIZE}x${X265_MIN_SIZE} pixels`);
+  }
   if (info.width % 2 || info.height % 2) {
     throw new RoiError('ODD_SIZE', `x265 needs even dimensions for 4:2:0 video, but ${info.path} is ${info.width}x${info.height}; crop or pad it first`);
   }
 }
 
-function checkPlanFits(plan: Plan, info: VideoInfo, source: string): void {
+/** ffmpeg's words for a stream the output container cannot hold, turned into what to do about it. */
+function explainEncodeFailure(error: unknown, output: string): unknown {
+  if (!(error instanceof ProcessError)) return error;
+  const tail = error.stderrTail;
+  const codec = /Could not find tag for codec (\S+)|(\S+) only supported in MP4|(\S+) in MP4 support is experimental|codec (\S+) is not supported/i.exec(tail);
+  if (codec) {
+    const name = codec.slice(1).find(Boolean)!;
+    return new RoiError('UNSUPPORTED_STREAM', `the input has a ${name} stream, which ${output} cannot hold; write .mkv instead, which keeps it as it is`, { cause: error });
+  }
+  if (/Subtitle encoding currently only possible from text to text or bitmap to bitmap/.test(tail)) {
+    return new RoiError('UNSUPPORTED_STREAM', `the input has bitmap subtitles, which ${output} cannot hold; write .mkv instead, which keeps them as they are`, { cause: error });
+  }
+  return error;
+}
+
+export function checkPlanFits(plan: Plan, info: VideoInfo, source: string): void {
   const p = plan.input;
   if (p.width !== info.width || p.height !== info.height || p.frameCount !== info.frameCount) {
     throw new RoiError('PLAN_MISMATCH', `plan ${source} is for a ${p.width}x${p.height} video of ${p.frameCount} frames, but ${info.path} is ${info.width}x${info.height} with ${info.frameCount} frames`);
@@ -93,15 +123,27 @@ export async function encode(input: string, output: string, options: EncodeOptio
   const preset = expectOneOf('preset', options.preset ?? ENCODE_DEFAULTS.preset, X265_PRESETS);
   const strength = expectNumber('strength', options.strength ?? ENCODE_DEFAULTS.strength, 0, 4);
   const analyzeResolved = resolveAnalyzeOptions({ ...options, roi: uniform ? 'faces' : options.roi });
+  // A face-quality target (matchCrf, targetFacePsnr) searches for the CRF: src/encode/target.ts, built on this function.
+  if (options.matchCrf !== undefined || options.targetFacePsnr !== undefined || options.verifyReference !== undefined) {
+    const { resolveFaceTarget, encodeToFaceTarget } = await import('./target.js');
+    const target = resolveFaceTarget(options);
+    if (target) return encodeToFaceTarget(input, output, options, target);
+  }
   const container = containerFor(output);
   const bins = resolveBinaries(options);
   const { signal } = options;
+  // With `redis`, the work runs as jobs on workers (src/distributed, loaded only then).
+  const distributed = options.redis === undefined ? undefined : (await import('../distributed/submit.js')).resolveDistributed(options, codec);
 
   await checkOutputPath(output, { force: options.force, inputs: [input] });
   await requireEncoder(bins.ffmpeg, codec === 'x264' ? 'libx264' : 'libx265');
   throwIfAborted(signal);
+  // The face models load while the input is probed.
+  if (!uniform && !options.plan && !distributed) preloadModels(analyzeResolved);
   const info = await probeVideo(input, bins, signal);
   requireEvenSize(info);
+  // Streams the output cannot hold are refused now, not after the analysis.
+  const tracks = options.videoOnly ? [] : planTracks(info.tracks, container, output);
 
   let plan: Plan | undefined;
   let analysisSeconds = 0;
@@ -112,15 +154,17 @@ export async function encode(input: string, output: string, options: EncodeOptio
     } else if (options.plan) {
       plan = validatePlan(options.plan);
       checkPlanFits(plan, info, '(given)');
-    } else {
+    } else if (!distributed) {
       const started = performance.now();
       plan = await analyzeProbed(info, analyzeResolved, bins, options);
       analysisSeconds = (performance.now() - started) / 1000;
     }
   }
 
+  if (distributed) return distributed.run({ input, output, info, bins, plan, uniform, crf, preset, strength, container, tracks, analyze: analyzeResolved });
   const meter = new ProgressMeter('encode', info.frameCount, options.onProgress);
   const started = performance.now();
+  let command: string | undefined;
   await withScratchDir(async (dir) => {
     let filterScript: string | undefined;
     if (plan) {
@@ -139,8 +183,11 @@ export async function encode(input: string, output: string, options: EncodeOptio
         preset,
         x265Params: codec === 'x264' ? {} : x265Params(plan ? zonesParam(plan.zones) : undefined),
         hasSubtitles: info.streams.subtitle > 0,
+        tracks,
+        encTimeBase: info.timeBase,
         videoOnly: options.videoOnly,
       });
+      command = quoteCommand(bins.ffmpeg, args);
       const warnings: string[] = [];
       await run(bins.ffmpeg, args, {
         signal,
@@ -152,6 +199,8 @@ export async function encode(input: string, output: string, options: EncodeOptio
         onStderrLine: (line) => {
           if (/skipping ROI/i.test(line)) warnings.push(line.trim());
         },
+      }).catch((error: unknown) => {
+        throw explainEncodeFailure(error, output);
       });
       if (warnings.length) {
         throw new RoiError('ROI_SKIPPED', `x265 ignored the ROI offsets (${warnings[0]}); check that aq-mode is not 0`);
@@ -175,5 +224,6 @@ export async function encode(input: string, output: string, options: EncodeOptio
     preset,
     strength,
     plan,
+    command,
   };
 }

@@ -9,6 +9,11 @@ import type { Plan, PlanRegion, PlanZone } from '../plan.js';
  * wrong for variable frame rate. A final `setpts` puts every frame back on its original time: at each
  * segment's first frame it stores the shift between concat's timestamp and the source's (known
  * exactly from probing), and subtracts it for the rest of the segment.
+ *
+ * x265 3.5 allocates a frame slot's QP-offset buffer only if the first picture placed in that slot
+ * carried offsets, and copies offsets only from pictures that carry them: ROI that starts after frame
+ * 0 crashes it (SIGSEGV), ROI that stops leaves stale offsets on later frames. So whenever any segment
+ * has ROI, every segment has some: a whole-frame region at offset 0 where nothing else applies.
  */
 export interface GraphOptions {
   /** Scales every region's QP offset; 0 gives a uniform encode, 1 the plan as written. */
@@ -17,6 +22,8 @@ export interface GraphOptions {
   frameTimes: Float64Array;
   /** Label of the graph's output pad. */
   outputLabel: string;
+  /** Input pad label (default the input's first video stream, 0:v:0); distributed chunks feed a trimmed stream. */
+  inputLabel?: string;
 }
 
 /** addroi's qoffset is a share of the QP range: libx265 multiplies it by 51. */
@@ -48,25 +55,36 @@ export function addroiChain(regions: PlanRegion[], strength: number, width: numb
     .map((r) => `addroi=x=${r.x0}:y=${r.y0}:w=${r.x1 - r.x0}:h=${r.y1 - r.y0}:qoffset=${num(r.q)}:clear=0`);
 }
 
+/** Per segment, the addroi chain; empty chains get a whole-frame zero region if any chain is not empty. */
+export function segmentChains(plan: Plan, strength: number): string[][] {
+  const { width, height } = plan.input;
+  const chains = plan.segments.map((seg) => addroiChain(seg.regions, strength, width, height));
+  if (chains.every((c) => c.length === 0)) return chains;
+  return chains.map((c) => (c.length ? c : [`addroi=x=0:y=0:w=${width}:h=${height}:qoffset=0:clear=0`]));
+}
+
 export function buildRoiFilterGraph(plan: Plan, options: GraphOptions): string {
   const { strength, frameTimes, outputLabel } = options;
+  const source = `[${options.inputLabel ?? '0:v:0'}]`;
   const segments = plan.segments;
+  const chains = segmentChains(plan, strength);
   if (segments.length === 1) {
-    const chain = addroiChain(segments[0]!.regions, strength, plan.input.width, plan.input.height);
-    return `[0:v:0]${chain.length ? chain.join(',') : 'null'}[${outputLabel}]`;
+    const chain = chains[0]!;
+    return `${source}${chain.length ? chain.join(',') : 'null'}[${outputLabel}]`;
   }
   const lines: string[] = [];
-  lines.push(`[0:v:0]split=${segments.length}${segments.map((_, i) => `[s${i}]`).join('')};`);
+  lines.push(`${source}split=${segments.length}${segments.map((_, i) => `[s${i}]`).join('')};`);
   segments.forEach((seg, i) => {
-    const chain = [`trim=start_frame=${seg.startFrame}:end_frame=${seg.endFrame}`, ...addroiChain(seg.regions, strength, plan.input.width, plan.input.height)];
+    const chain = [`trim=start_frame=${seg.startFrame}:end_frame=${seg.endFrame}`, ...chains[i]!];
     lines.push(`[s${i}]${chain.join(',')}[v${i}];`);
   });
   const starts = segments.slice(1).map((s) => s.startFrame);
   // Inside the single quotes commas need no escaping.
-  const shift = starts.map((f) => `eq(N,${f})*(PTS-STARTPTS-${num(frameTimes[f]!)}/TB)`).join('+');
+  // Nanosecond precision, and round(): setpts truncates, which could move a frame one tick early.
+  const shift = starts.map((f) => `eq(N,${f})*(PTS-STARTPTS-${Number(frameTimes[f]!.toFixed(9))}/TB)`).join('+');
   const isStart = starts.map((f) => `eq(N,${f})`).join('+');
   lines.push(`${segments.map((_, i) => `[v${i}]`).join('')}concat=n=${segments.length}:v=1:a=0,`);
-  lines.push(`setpts='PTS-st(0,if(${isStart},${shift},ld(0)))'[${outputLabel}]`);
+  lines.push(`setpts='round(PTS-st(0,if(${isStart},${shift},ld(0))))'[${outputLabel}]`);
   return lines.join('\n');
 }
 

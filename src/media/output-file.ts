@@ -36,7 +36,7 @@ export async function checkOutputPath(output: string, check: OutputCheck = {}): 
   }
   const existing = await stat(output).catch(() => undefined);
   if (existing?.isDirectory()) throw new RoiError('OUTPUT_IS_DIR', `${what} ${output} is a directory`);
-  if (existing && !check.force) throw new RoiError('OUTPUT_EXISTS', `${what} ${output} already exists; use --force (force: true) to overwrite it`);
+  if (existing && !check.force) throw new RoiError('OUTPUT_EXISTS', `${what} ${output} already exists; use force: true to overwrite it`, { option: 'force' });
 }
 
 /** A temporary path beside `output`, with the same extension so ffmpeg picks the same muxer. */
@@ -89,7 +89,7 @@ export async function checkOutputDir(dir: string, check: OutputCheck & { marker:
   if (!existing.isDirectory()) throw new RoiError('OUTPUT_NOT_DIR', `${what} ${dir} exists and is not a directory`);
   const entries = await readdir(dir);
   if (entries.length === 0) return;
-  if (!check.force) throw new RoiError('OUTPUT_EXISTS', `${what} ${dir} already exists and is not empty; use --force (force: true) to replace it`);
+  if (!check.force) throw new RoiError('OUTPUT_EXISTS', `${what} ${dir} already exists and is not empty; use force: true to replace it`, { option: 'force' });
   if (!entries.includes(check.marker)) throw new RoiError('OUTPUT_NOT_OURS', `${what} ${dir} has files but no ${check.marker}; refusing to replace a directory roi-encoder did not write`);
 }
 

@@ -24,7 +24,24 @@ export interface VideoInfo {
   pixelFormat: string;
   hasAudio: boolean;
   streams: { audio: number; subtitle: number; other: number };
+  /** Audio and subtitle streams in input order, with their codecs (what the output can carry depends on them). */
+  tracks: Track[];
   formatName: string;
+  /** The video stream's time base, e.g. '1/12800': encodes keep every frame's timestamp in it exactly. */
+  timeBase: string;
+  /** Presentation time of the first frame as stored (seconds; non-zero for e.g. MPEG-TS or a trimmed capture). */
+  startSeconds: number;
+  /**
+   * Every video packet is a keyframe (FFV1, ProRes, MJPEG, all-intra H.264…): each frame decodes on
+   * its own, so analysis decodes only the frames it samples.
+   */
+  intraOnly: boolean;
+}
+
+export interface Track {
+  index: number;
+  type: 'audio' | 'subtitle';
+  codec: string;
 }
 
 interface FfprobeStream {
@@ -42,6 +59,7 @@ interface FfprobeStream {
   tags?: Record<string, string>;
   side_data_list?: { side_data_type?: string; rotation?: number }[];
   disposition?: { attached_pic?: number };
+  start_time?: string;
 }
 
 function parseRational(text: string | undefined): number {
@@ -59,13 +77,16 @@ function normaliseRotation(value: number): 0 | 90 | 180 | 270 {
 
 export async function probeVideo(path: string, bins: Binaries, signal?: AbortSignal): Promise<VideoInfo> {
   const info = await stat(path).catch(() => undefined);
-  if (!info) throw new RoiError('INPUT_NOT_FOUND', `input not found: ${path}`);
+  if (!info) {
+    const pattern = /%\d*d/.test(path) ? ' (roi-encoder reads one video file; image sequences are not supported)' : '';
+    throw new RoiError('INPUT_NOT_FOUND', `input not found: ${path}${pattern}`);
+  }
   if (!info.isFile()) throw new RoiError('INPUT_NOT_FILE', `input is not a file: ${path}`);
   if (info.size === 0) throw new RoiError('INPUT_EMPTY', `input is empty: ${path}`);
 
   let header: { streams?: FfprobeStream[]; format?: { format_name?: string; duration?: string } };
   try {
-    const { stdout } = await run(bins.ffprobe, ['-v', 'error', '-show_format', '-show_streams', '-of', 'json', path], { signal, what: 'probing input' });
+    const { stdout } = await run(bins.ffprobe, ['-v', 'error', '-show_format', '-show_streams', '-of', 'json', '-i', path], { signal, what: 'probing input' });
     header = JSON.parse(stdout) as typeof header;
   } catch (error) {
     if (error instanceof ProcessError) {
@@ -74,16 +95,42 @@ export async function probeVideo(path: string, bins: Binaries, signal?: AbortSig
     throw error;
   }
   const streams = header.streams ?? [];
+  const formatName = header.format?.format_name ?? 'unknown';
   const video = streams.find((s) => s.codec_type === 'video' && !s.disposition?.attached_pic);
+  refuseNonVideoDemuxer(path, formatName, video?.codec_name);
+  if (streams.length > 0 && streams.every((s) => s.codec_type === 'subtitle')) {
+    throw new RoiError('NO_VIDEO_STREAM', `input is a subtitle file (ffmpeg reads it as ${formatName}), not a video: ${path}`);
+  }
   if (!video || !video.width || !video.height) {
-    throw new RoiError('NO_VIDEO_STREAM', `input has no video stream: ${path}`);
+    throw new RoiError('NO_VIDEO_STREAM', `input has no video stream: ${path} (${describeStreams(formatName, streams)})`);
   }
 
-  const times = await readFrameTimes(path, video, bins, signal);
+  const [scan, sizes] = await Promise.all([
+    readFrameTimes(path, video, bins, signal),
+    MID_STREAM_CHANGES.has(video.codec_name ?? '') ? readKeyframeSizes(path, video, bins, signal) : Promise.resolve([]),
+  ]);
+  const times = scan.times;
   if (times.length === 0) throw new RoiError('INPUT_UNREADABLE', `input has no decodable video frames: ${path}`);
+  if (isStillImage(formatName, video.codec_name, times.length)) {
+    throw new RoiError('INPUT_IS_IMAGE', `input is a still image (${video.codec_name} read by ffmpeg's ${formatName} demuxer), not a video: ${path}; make a video of it first, e.g. ffmpeg -loop 1 -i image -t 5 -pix_fmt yuv420p video.mp4`);
+  }
   const declared = Number(video.nb_frames);
   if (Number.isFinite(declared) && declared > 0 && times.length < declared) {
     throw new RoiError('INPUT_TRUNCATED', `input is truncated or corrupt: its header declares ${declared} video frames but only ${times.length} are present: ${path}`);
+  }
+  const tb = parseRational(video.time_base) || 1 / 90000;
+  if (scan.jump) {
+    const { packet, from, to } = scan.jump;
+    throw new RoiError('TIMESTAMPS_RESET', `input's video timestamps jump back from ${(from * tb).toFixed(3)} s to ${(to * tb).toFixed(3)} s at packet ${packet} (recordings joined end to end?): ${path}; roi-encoder keeps every timestamp as it is, so re-time or split the input first`);
+  }
+  for (let i = 1; i < times.length; i++) {
+    if (times[i] === times[i - 1]) {
+      throw new RoiError('TIMESTAMPS_DUPLICATE', `input has two video frames at the same time (${(times[i]! * tb).toFixed(3)} s): ${path}; roi-encoder keeps every timestamp as it is, so re-time the input first`);
+    }
+  }
+  const changed = sizes.find((s) => s.width !== video.width || s.height !== video.height);
+  if (changed) {
+    throw new RoiError('SIZE_CHANGES', `input's video changes size mid-stream (${video.width}x${video.height}, then ${changed.width}x${changed.height} at ${changed.seconds.toFixed(3)} s): ${path}; one encode has one size, so split the input where the size changes or scale it to one size first`);
   }
 
   const rotationData = video.side_data_list?.find((d) => typeof d.rotation === 'number')?.rotation;
@@ -91,18 +138,18 @@ export async function probeVideo(path: string, bins: Binaries, signal?: AbortSig
   const rotation = normaliseRotation(rotationData ?? (Number.isFinite(rotationTag) ? -rotationTag : 0));
 
   const n = times.length;
-  const span = n > 1 ? times[n - 1]! - times[0]! : 0;
+  const span = n > 1 ? (times[n - 1]! - times[0]!) * tb : 0;
   const meanInterval = n > 1 ? span / (n - 1) : 0;
   const declaredRate = parseRational(video.avg_frame_rate) || parseRational(video.r_frame_rate);
   const frameRate = meanInterval > 0 ? 1 / meanInterval : Number.isFinite(declaredRate) && declaredRate > 0 ? declaredRate : 25;
   let variable = false;
   const tolerance = Math.max(1e-4, meanInterval * 0.02);
   for (let i = 1; i < n && !variable; i++) {
-    if (Math.abs(times[i]! - times[i - 1]! - meanInterval) > tolerance) variable = true;
+    if (Math.abs((times[i]! - times[i - 1]!) * tb - meanInterval) > tolerance) variable = true;
   }
   const base = times[0]!;
   const frameTimes = new Float64Array(n);
-  for (let i = 0; i < n; i++) frameTimes[i] = times[i]! - base;
+  for (let i = 0; i < n; i++) frameTimes[i] = (times[i]! - base) * tb;
 
   return {
     path,
@@ -123,32 +170,112 @@ export async function probeVideo(path: string, bins: Binaries, signal?: AbortSig
       subtitle: streams.filter((s) => s.codec_type === 'subtitle').length,
       other: streams.filter((s) => s.codec_type !== 'audio' && s.codec_type !== 'subtitle' && s !== video).length,
     },
-    formatName: header.format?.format_name ?? 'unknown',
+    tracks: streams
+      .filter((s) => s.codec_type === 'audio' || s.codec_type === 'subtitle')
+      .map((s) => ({ index: s.index, type: s.codec_type as 'audio' | 'subtitle', codec: s.codec_name ?? 'unknown' })),
+    formatName,
+    timeBase: video.time_base && parseRational(video.time_base) > 0 ? video.time_base : '1/90000',
+    startSeconds: scan.missing ? 0 : base * tb,
+    intraOnly: n > 1 && scan.keyframes === n,
   };
 }
 
 /**
- * Presentation times (seconds) of the frames the decoder will output, in order. Read from packets,
- * which needs no decoding: pts sorted ascending, without packets the demuxer marks as discard
- * (edit-list pre-roll), falling back to dts and then to the nominal rate when a stream has no pts.
+ * Demuxers that make "video" out of something that is not one: text rendered as a terminal (tty and
+ * its relatives), playlists and lists of other files, and image files (a still image is refused
+ * rather than encoded as a one-frame video, the same way by analyze, encode and compare).
  */
-async function readFrameTimes(path: string, video: FfprobeStream, bins: Binaries, signal?: AbortSignal): Promise<number[]> {
+const TEXT_DEMUXERS = new Set(['tty', 'bin', 'xbin', 'adf', 'idf']);
+const LIST_DEMUXERS = new Set(['hls', 'concat', 'ffmetadata', 'dash']);
+const IMAGE_CODECS = new Set(['png', 'apng', 'mjpeg', 'jpegls', 'bmp', 'gif', 'webp', 'tiff', 'jpeg2000', 'ppm', 'pgm', 'pbm', 'pam', 'qoi', 'dpx', 'exr', 'sgi', 'targa', 'xbm', 'xpm', 'xwd', 'pcx', 'photocd', 'pictor', 'sunrast', 'psd', 'hdr', 'jpegxl', 'gem']);
+/** Codecs whose streams can switch size at a keyframe (new sequence header), as captures joined end to end do. */
+const MID_STREAM_CHANGES = new Set(['h264', 'hevc', 'mpeg2video', 'mpeg1video']);
+
+function demuxers(formatName: string): string[] {
+  return formatName.split(',');
+}
+
+function isImageDemuxer(formatName: string): boolean {
+  return demuxers(formatName).some((d) => d === 'image2' || d === 'image2pipe' || d.endsWith('_pipe'));
+}
+
+/** One frame of an image codec (a GIF or an image file): a picture, not a video. */
+function isStillImage(formatName: string, codec: string | undefined, frames: number): boolean {
+  return isImageDemuxer(formatName) || (frames === 1 && IMAGE_CODECS.has(codec ?? ''));
+}
+
+function refuseNonVideoDemuxer(path: string, formatName: string, codec: string | undefined): void {
+  const names = demuxers(formatName);
+  if (names.some((d) => TEXT_DEMUXERS.has(d))) {
+    throw new RoiError('INPUT_NOT_VIDEO', `input is a text file (ffmpeg's ${formatName} demuxer would render its characters as video), not a video: ${path}`);
+  }
+  if (names.some((d) => LIST_DEMUXERS.has(d))) {
+    throw new RoiError('INPUT_NOT_VIDEO', `input is a ${formatName} playlist or file list, not a video file: ${path}; give the video itself`);
+  }
+  if (isImageDemuxer(formatName) && /%\d*d|[*?]/.test(path)) {
+    throw new RoiError('INPUT_IS_IMAGE', `input is an image sequence (ffmpeg's ${formatName} demuxer), not a video file: ${path}; make a video of it first, e.g. ffmpeg -framerate 25 -i '${path}' -pix_fmt yuv420p video.mp4`);
+  }
+  if (isImageDemuxer(formatName)) {
+    throw new RoiError('INPUT_IS_IMAGE', `input is a still image (${codec ?? 'image'} read by ffmpeg's ${formatName} demuxer), not a video: ${path}; make a video of it first, e.g. ffmpeg -loop 1 -i image -t 5 -pix_fmt yuv420p video.mp4`);
+  }
+}
+
+/** "srt: 1 subtitle stream" — what ffprobe found, for the no-video message. */
+function describeStreams(formatName: string, streams: FfprobeStream[]): string {
+  const counts = new Map<string, number>();
+  for (const s of streams) {
+    const type = s.codec_type === 'video' && s.disposition?.attached_pic ? 'cover picture' : (s.codec_type ?? 'unknown');
+    counts.set(type, (counts.get(type) ?? 0) + 1);
+  }
+  const list = [...counts].map(([type, n]) => `${n} ${type} stream${n > 1 ? 's' : ''}`).join(', ');
+  return `ffmpeg reads it as ${formatName} with ${list || 'no streams'}`;
+}
+
+interface PacketScan {
+  /** Presentation timestamps in the stream's time base, ascending (synthetic when the stream has none). */
+  times: number[];
+  /** Packets without any timestamp (elementary streams). */
+  missing: number;
+  /** Packets flagged as keyframes (discarded ones not counted). */
+  keyframes: number;
+  /** First place where decode timestamps go backwards. */
+  jump?: { packet: number; from: number; to: number };
+}
+
+/**
+ * Presentation timestamps (in the stream's time base) of the frames the decoder will output, in
+ * order. Read from packets, which needs no decoding: pts sorted ascending, without packets the
+ * demuxer marks as discard (edit-list pre-roll), falling back to dts and then to the nominal rate
+ * when a stream has no pts. Decode timestamps must rise; where they fall, two recordings were joined.
+ */
+async function readFrameTimes(path: string, video: FfprobeStream, bins: Binaries, signal?: AbortSignal): Promise<PacketScan> {
   const tb = parseRational(video.time_base) || 1 / 90000;
   const nominal = parseRational(video.avg_frame_rate) || parseRational(video.r_frame_rate) || 25;
   const times: number[] = [];
   let missing = 0;
+  let keyframes = 0;
+  let packet = 0;
+  let lastDts = -Infinity;
+  let jump: PacketScan['jump'];
   await run(
     bins.ffprobe,
-    ['-v', 'error', '-select_streams', `${video.index}`, '-show_entries', 'packet=pts,dts,flags', '-of', 'compact=p=0', path],
+    ['-v', 'error', '-select_streams', `${video.index}`, '-show_entries', 'packet=pts,dts,flags', '-of', 'compact=p=0', '-i', path],
     {
       signal,
       what: 'reading frame timestamps',
       onStdoutLine: (line) => {
         if (!line) return;
         const fields = Object.fromEntries(line.split('|').map((kv) => kv.split('=') as [string, string]));
+        packet++;
+        const dts = fields.dts !== undefined && fields.dts !== 'N/A' ? Number(fields.dts) : NaN;
+        if (Number.isFinite(dts)) {
+          if (dts < lastDts && !jump) jump = { packet, from: lastDts, to: dts };
+          lastDts = Math.max(lastDts, dts);
+        }
         if (fields.flags?.includes('D')) return;
-        const ts = fields.pts !== undefined && fields.pts !== 'N/A' ? Number(fields.pts) : fields.dts !== 'N/A' ? Number(fields.dts) : NaN;
-        if (Number.isFinite(ts)) times.push(ts * tb);
+        if (fields.flags?.includes('K')) keyframes++;
+        const ts = fields.pts !== undefined && fields.pts !== 'N/A' ? Number(fields.pts) : dts;
+        if (Number.isFinite(ts)) times.push(ts);
         else missing++;
       },
     },
@@ -160,7 +287,57 @@ async function readFrameTimes(path: string, video: FfprobeStream, bins: Binaries
   });
   if (missing > 0) {
     // Elementary streams (raw .h264/.hevc) carry no timestamps: frames are evenly spaced.
-    return Array.from({ length: times.length + missing }, (_, i) => i / nominal);
+    return { times: Array.from({ length: times.length + missing }, (_, i) => i / nominal / tb), missing, keyframes };
   }
-  return times.sort((a, b) => a - b);
+  return { times: times.sort((a, b) => a - b), missing, keyframes, ...(jump ? { jump } : {}) };
+}
+
+/**
+ * Sizes of the keyframes (the only frames where a stream can change size), decoding nothing else.
+ * Only for codecs whose streams can carry a new sequence header mid-stream.
+ */
+async function readKeyframeSizes(path: string, video: FfprobeStream, bins: Binaries, signal?: AbortSignal): Promise<{ width: number; height: number; seconds: number }[]> {
+  const sizes: { width: number; height: number; seconds: number }[] = [];
+  await run(
+    bins.ffprobe,
+    ['-v', 'error', '-select_streams', `${video.index}`, '-skip_frame', 'nokey', '-show_entries', 'frame=width,height,best_effort_timestamp_time', '-of', 'compact=p=0', '-i', path],
+    {
+      signal,
+      what: 'reading keyframe sizes',
+      onStdoutLine: (line) => {
+        if (!line) return;
+        const fields = Object.fromEntries(line.split('|').map((kv) => kv.split('=') as [string, string]));
+        const width = Number(fields.width);
+        const height = Number(fields.height);
+        if (width > 0 && height > 0) sizes.push({ width, height, seconds: Number(fields.best_effort_timestamp_time) || 0 });
+      },
+    },
+  ).catch((error: unknown) => {
+    // Undecodable keyframes are the packet scan's and the decoder's business; sizes are best effort.
+    if (error instanceof ProcessError) return;
+    throw error;
+  });
+  return sizes;
+}
+
+/**
+ * Bytes and packet count of a file's first video stream, summed from its packets (no decoding):
+ * the stream's own size, without the container's overhead, which is what bitrates and BD-rates
+ * compare.
+ */
+export async function videoStreamBytes(path: string, bins: Binaries, signal?: AbortSignal): Promise<{ bytes: number; packets: number }> {
+  let bytes = 0;
+  let packets = 0;
+  await run(bins.ffprobe, ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'packet=size', '-of', 'csv=p=0', path], {
+    signal,
+    what: 'reading video packet sizes',
+    onStdoutLine: (line) => {
+      const size = Number(line.trim());
+      if (line.trim() && Number.isFinite(size)) {
+        bytes += size;
+        packets++;
+      }
+    },
+  });
+  return { bytes, packets };
 }

@@ -17,6 +17,8 @@ export interface RunOptions {
   onStderrLine?: (line: string) => void;
   /** Short description for error messages, e.g. "decoding frames". */
   what?: string;
+  /** Piped into the child's stdin (another process's output); without it stdin is closed. */
+  stdin?: Readable;
 }
 
 export interface RunResult {
@@ -58,10 +60,21 @@ export function quoteCommand(command: string, args: readonly string[]): string {
   return [command, ...args].map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
 }
 
-/** The last meaningful stderr line, for one-line error messages. */
+/**
+ * ffmpeg's closing lines that only say that something failed ("Error initializing output stream 0:0
+ * --", "Conversion failed!"): the cause is on an earlier line.
+ */
+const GENERIC_FAILURE = /^(Error initializing output stream|Conversion failed|Could not write header for output file|Error while opening encoder for output stream|Error while filtering|Failed to inject frame into filter network|Error while processing the decoded data|Nothing was written into output file|Exiting normally)/i;
+const WARNING = /\[warning\]|^x265 \[info\]/i;
+
+/**
+ * The most specific meaningful stderr line, for one-line error messages: the last one that is not a
+ * generic "it failed" or a warning, without ffmpeg's "[mp4 @ 0x55…]" prefix.
+ */
 export function lastErrorLine(tail: string): string {
-  const lines = tail.split('\n').map((l) => l.trim()).filter(Boolean);
-  return lines[lines.length - 1] ?? 'no error output';
+  const lines = tail.split('\n').map((l) => l.trim().replace(/^\[[\w:. -]+ @ 0x[0-9a-f]+\]\s*/i, '')).filter(Boolean);
+  const specific = lines.filter((l) => !GENERIC_FAILURE.test(l) && !WARNING.test(l));
+  return specific[specific.length - 1] ?? lines[lines.length - 1] ?? 'no error output';
 }
 
 export function run(command: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
@@ -69,7 +82,11 @@ export function run(command: string, args: readonly string[], options: RunOption
   if (signal?.aborted) return Promise.reject(new AbortError());
   const printable = quoteCommand(command, args);
   return new Promise<RunResult>((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    // A child that exits early closes its stdin: its exit status says why, not the broken pipe.
+    child.stdin.on('error', () => undefined);
+    if (options.stdin) options.stdin.pipe(child.stdin);
+    else child.stdin.end();
     const tail = new LineTail(options.onStderrLine);
     const outLines = options.onStdoutLine ? new LineTail(options.onStdoutLine) : undefined;
     let stdout = '';

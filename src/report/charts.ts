@@ -57,7 +57,7 @@ export function rateQualitySpec(title: string, yTitle: string, points: SeriesPoi
 }
 
 /** A per-frame value over time, one line per series; long videos are thinned to `maxPoints`. */
-export function overTimeSpec(title: string, yTitle: string, points: SeriesPoint[], colours: Record<string, string> = {}, maxPoints = 1500): TopLevelSpec {
+export function overTimeSpec(title: string, yTitle: string, points: SeriesPoint[], colours: Record<string, string> = {}, maxPoints = 1500, xMax?: number): TopLevelSpec {
   const bySeries = new Map<string, SeriesPoint[]>();
   for (const p of points) if (Number.isFinite(p.y)) (bySeries.get(p.series) ?? bySeries.set(p.series, []).get(p.series)!).push(p);
   const values: SeriesPoint[] = [];
@@ -78,7 +78,8 @@ export function overTimeSpec(title: string, yTitle: string, points: SeriesPoint[
     data: { values },
     mark: { type: 'line', strokeWidth: 1.5, interpolate: 'linear' },
     encoding: {
-      x: { field: 'x', type: 'quantitative', title: 'time (s)' },
+      // The axis ends where the clip does (not at the next round number).
+      x: { field: 'x', type: 'quantitative', title: 'time (s)', ...(xMax ? { scale: { domain: [0, xMax], nice: false } } : {}) },
       y: { field: 'y', type: 'quantitative', title: yTitle, scale: { zero: false } },
       color: { field: 'series', type: 'nominal', title: null, scale: colourScale(series, colours), legend: { orient: 'bottom' } },
     },

@@ -5,17 +5,18 @@ import type { Box } from '../analysis/boxes.js';
 import { RoiError, throwIfAborted } from '../errors.js';
 import { encode, requireEvenSize } from '../encode/encode.js';
 import { X265_PRESETS } from '../encode/argv.js';
-import { requireEncoder, resolveBinaries } from '../media/binaries.js';
+import { ffmpegCapabilities, requireEncoder, resolveBinaries } from '../media/binaries.js';
 import { checkOutputDir, writeDirAtomically } from '../media/output-file.js';
-import { probeVideo } from '../media/probe.js';
+import { probeVideo, videoStreamBytes } from '../media/probe.js';
 import { planToJson, readPlan, validatePlan, type Plan } from '../plan.js';
 import type { ProgressListener } from '../progress.js';
 import { expectNumber, expectOneOf, invalid } from '../validate.js';
 import { VERSION } from '../version.js';
 import { bdRate } from './bdrate.js';
+import { readEncoderInfo } from './encoder-info.js';
 import { crfForBitrate, isMatched, MATCH_ATTEMPTS, MATCH_TARGET, matchFor, showcaseUniform } from './matching.js';
 import { renderHtml, type ReportImages } from './html.js';
-import { cropImage, extractFrame, cropAround, heatmapImage, texturedPatch } from './images.js';
+import { cropImage, extractFrame, cropAround, heatmapImage, heatmapLegend, texturedPatch } from './images.js';
 import { FaceMasks, lowPercentile, measureQuality, type QualityResult } from './metrics.js';
 import { finiteOrNull, REPORT_VERSION, type CompareMode, type Report, type ReportPoint } from './report-schema.js';
 
@@ -37,9 +38,10 @@ export const COMPARE_DEFAULTS = { crfs: [22, 26, 30, 34], preset: 'medium', stre
 /** A file in the report directory that marks it as ours (see checkOutputDir). */
 const REPORT_JSON = 'report.json';
 
+/** The rate points (messages name `crfs`; the CLI turns that into `--crf`, see src/cli/options.ts). */
 export function parseCrfs(value: CompareOptions['crfs']): number[] {
   const list = value === undefined ? COMPARE_DEFAULTS.crfs : Array.isArray(value) ? value : String(value).split(',').map((s) => s.trim());
-  const crfs = [...new Set(list.map((v) => expectNumber('crf', v, 0, 51)))].sort((a, b) => a - b);
+  const crfs = [...new Set(list.map((v) => expectNumber('crfs', v, 0, 51)))].sort((a, b) => a - b);
   if (crfs.length < 2) throw invalid('at least two different CRFs (BD-rate needs a curve), e.g. 22,26,30,34', 'crfs', value);
   return crfs;
 }
@@ -110,6 +112,9 @@ export async function compare(input: string, outputDir: string, options: Compare
         onProgress: withLabel,
       });
       const q = await measureQuality(input, join(dir, job.file), plan, bins, { signal, onProgress: withLabel });
+      // The video stream alone: the container's few kilobytes would weigh most on the smallest encodes.
+      const stream = await videoStreamBytes(join(dir, job.file), bins, signal);
+      const sei = await readEncoderInfo(join(dir, job.file));
       qualities.set(job.file, q);
       perFrame[job.file] = q.facePsnrPerFrame.map((v) => finiteOrNull(v, 2));
       return {
@@ -118,17 +123,25 @@ export async function compare(input: string, outputDir: string, options: Compare
         crf: job.crf,
         file: job.file,
         bytes: r.bytes,
-        bitrateKbps: Math.round(r.bitrateKbps * 100) / 100,
+        videoBytes: stream.bytes,
+        bitrateKbps: Math.round(((stream.bytes * 8) / 1000 / info.durationSeconds) * 100) / 100,
         encodeSeconds: Math.round(r.encodeSeconds * 100) / 100,
         psnr: finiteOrNull(q.psnr),
+        psnrY: finiteOrNull(q.psnrY),
         ssim: finiteOrNull(q.ssim, 6),
         facePsnr: finiteOrNull(q.facePsnr),
+        facePsnrY: finiteOrNull(q.facePsnrY),
         facePsnrP5: finiteOrNull(lowPercentile(q.facePsnrPerFrame, 0.05)),
         faceSsim: finiteOrNull(q.faceSsim, 6),
         backgroundPsnr: finiteOrNull(q.backgroundPsnr),
+        backgroundPsnrY: finiteOrNull(q.backgroundPsnrY),
         backgroundSsim: finiteOrNull(q.backgroundSsim, 6),
         salientPsnr: finiteOrNull(q.salientPsnr),
+        salientPsnrY: finiteOrNull(q.salientPsnrY),
         salientSsim: finiteOrNull(q.salientSsim, 6),
+        encoder: sei?.encoder ?? null,
+        encoderOptions: sei?.options ?? null,
+        command: r.command ?? null,
         ...(job.matching ? { matching: job.matching } : {}),
       };
     };
@@ -159,13 +172,17 @@ export async function compare(input: string, outputDir: string, options: Compare
 
     const bdOf = (anchor: CompareMode, test: CompareMode) => {
       // The curves are the grid encodes; the matching encode is for the side-by-side only.
-      const curve = (mode: CompareMode, key: 'facePsnr' | 'psnr' | 'faceSsim' | 'salientPsnr') =>
+      const curve = (mode: CompareMode, key: 'facePsnr' | 'facePsnrY' | 'psnr' | 'psnrY' | 'faceSsim' | 'salientPsnr' | 'salientPsnrY') =>
         points.filter((p) => p.mode === mode && !p.matching).map((p) => ({ rate: p.bitrateKbps, quality: qualities.get(p.file)![key] }));
+      const bd = (key: Parameters<typeof curve>[1]) => finiteOrNull(bdRate(curve(anchor, key), curve(test, key)), 2);
       return {
-        facePsnr: finiteOrNull(bdRate(curve(anchor, 'facePsnr'), curve(test, 'facePsnr')), 2),
-        psnr: finiteOrNull(bdRate(curve(anchor, 'psnr'), curve(test, 'psnr')), 2),
-        faceSsim: finiteOrNull(bdRate(curve(anchor, 'faceSsim'), curve(test, 'faceSsim')), 2),
-        salientPsnr: finiteOrNull(bdRate(curve(anchor, 'salientPsnr'), curve(test, 'salientPsnr')), 2),
+        facePsnr: bd('facePsnr'),
+        facePsnrY: bd('facePsnrY'),
+        psnr: bd('psnr'),
+        psnrY: bd('psnrY'),
+        faceSsim: bd('faceSsim'),
+        salientPsnr: bd('salientPsnr'),
+        salientPsnrY: bd('salientPsnrY'),
       };
     };
 
@@ -176,6 +193,11 @@ export async function compare(input: string, outputDir: string, options: Compare
       version: REPORT_VERSION,
       generator: { name: 'roi-encoder', version: VERSION },
       createdAt: new Date().toISOString(),
+      tools: {
+        ffmpeg: (await ffmpegCapabilities(bins.ffmpeg)).version,
+        x265: points.find((p) => p.codec === 'hevc')?.encoder ?? null,
+        x264: points.find((p) => p.codec === 'h264')?.encoder ?? null,
+      },
       input: {
         path: input,
         width: info.width,
@@ -272,5 +294,5 @@ async function reportImages(
       break;
     }
   }
-  return { heatmap, crops, frame };
+  return { heatmap, legend: heatmapLegend(applied), crops, frame };
 }

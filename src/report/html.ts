@@ -1,5 +1,5 @@
 import type { Box } from '../analysis/boxes.js';
-import { HEATMAP_COLOURS } from './images.js';
+import { HEATMAP_COLOURS, signedOffset, type LegendEntry } from './images.js';
 import { MODE_COLOURS, overTimeSpec, rateQualitySpec, renderSvg, type SeriesPoint } from './charts.js';
 import { matchingState } from './matching.js';
 import type { Report, ReportPoint } from './report-schema.js';
@@ -11,6 +11,8 @@ import type { Report, ReportPoint } from './report-schema.js';
 export interface ReportImages {
   /** JPEG of the showcase frame with the plan drawn on it. */
   heatmap: Buffer;
+  /** What its colours mean, for the regions that frame has. */
+  legend: LegendEntry[];
   frame: number;
   /** PNG crops at 2× of the same frame from the source and the matched encodes. */
   crops: { title: string; box: Box; source: Buffer; uniform: Buffer; roi: Buffer }[];
@@ -19,6 +21,7 @@ export interface ReportImages {
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 const dataUri = (mime: string, buf: Buffer) => `data:${mime};base64,${buf.toString('base64')}`;
 const fmt = (v: number | null, digits: number) => (v === null ? '–' : v.toFixed(digits));
+const offset = (v: number | null) => (v === null ? '–' : signedOffset(v));
 const MODE_NAMES: Record<string, string> = { uniform: 'uniform HEVC', roi: 'ROI HEVC', x264: 'uniform H.264' };
 const SERIES_COLOURS = Object.fromEntries(Object.entries(MODE_NAMES).map(([mode, name]) => [name, MODE_COLOURS[mode]!]));
 
@@ -35,7 +38,7 @@ export function bdSentence(bd: number | null, what: string, against: string, bol
 }
 
 /** One chart series per mode, from the grid encodes (the bitrate-matching one is not a curve point). */
-function series(points: ReportPoint[], key: 'facePsnr' | 'psnr' | 'faceSsim' | 'backgroundPsnr' | 'salientPsnr'): SeriesPoint[] {
+function series(points: ReportPoint[], key: 'facePsnr' | 'facePsnrY' | 'psnr' | 'psnrY' | 'faceSsim' | 'backgroundPsnr' | 'salientPsnr'): SeriesPoint[] {
   return points.filter((p) => !p.matching).map((p) => ({ series: MODE_NAMES[p.mode]!, x: p.bitrateKbps, y: p[key] ?? NaN }));
 }
 
@@ -46,12 +49,14 @@ export async function renderHtml(report: Report, images: ReportImages, name: str
   const anySalient = points.some((p) => p.salientPsnr !== null);
   const charts = await Promise.all([
     ...(anyFace ? [
-      renderSvg(rateQualitySpec('Face PSNR', 'face PSNR (dB)', series(points, 'facePsnr'), SERIES_COLOURS)),
-      renderSvg(rateQualitySpec('Face SSIM', 'face SSIM (luma)', series(points, 'faceSsim'), SERIES_COLOURS)),
+      renderSvg(rateQualitySpec('Face PSNR (YUV, pooled)', 'face PSNR (dB)', series(points, 'facePsnr'), SERIES_COLOURS)),
+      renderSvg(rateQualitySpec('Face Y-PSNR (luma, mean of frames)', 'face Y-PSNR (dB)', series(points, 'facePsnrY'), SERIES_COLOURS)),
+      renderSvg(rateQualitySpec('Face SSIM (luma)', 'face SSIM (luma)', series(points, 'faceSsim'), SERIES_COLOURS)),
     ] : []),
-    ...(anySalient ? [renderSvg(rateQualitySpec('Salient-region PSNR', 'salient PSNR (dB)', series(points, 'salientPsnr'), SERIES_COLOURS))] : []),
-    renderSvg(rateQualitySpec('Full-frame PSNR', 'PSNR (dB)', series(points, 'psnr'), SERIES_COLOURS)),
-    renderSvg(rateQualitySpec('Background PSNR', 'background PSNR (dB)', series(points, 'backgroundPsnr'), SERIES_COLOURS)),
+    ...(anySalient ? [renderSvg(rateQualitySpec('Salient-region PSNR (YUV, pooled)', 'salient PSNR (dB)', series(points, 'salientPsnr'), SERIES_COLOURS))] : []),
+    renderSvg(rateQualitySpec('Full-frame PSNR (YUV, pooled)', 'PSNR (dB)', series(points, 'psnr'), SERIES_COLOURS)),
+    renderSvg(rateQualitySpec('Full-frame Y-PSNR (luma, mean of frames)', 'Y-PSNR (dB)', series(points, 'psnrY'), SERIES_COLOURS)),
+    renderSvg(rateQualitySpec('Background PSNR (YUV, pooled)', 'background PSNR (dB)', series(points, 'backgroundPsnr'), SERIES_COLOURS)),
   ]);
   const uniform = points.find((p) => p.file === report.matched.uniform)!;
   const roi = points.find((p) => p.file === report.matched.roi)!;
@@ -61,23 +66,28 @@ export async function renderHtml(report: Report, images: ReportImages, name: str
     values.forEach((v, i) => overTime.push({ series: `${MODE_NAMES[p.mode]} crf ${p.crf}`, x: report.perFrame.time[i] ?? i, y: v ?? NaN }));
   }
   const hasFaces = overTime.some((p) => Number.isFinite(p.y));
-  const timeChart = hasFaces ? await renderSvg(overTimeSpec(`Face PSNR per frame, ${MODE_NAMES.uniform} ${uniform.bitrateKbps.toFixed(0)} kbit/s against ${MODE_NAMES.roi} ${roi.bitrateKbps.toFixed(0)} kbit/s`, 'face PSNR (dB)', overTime, SERIES_COLOURS)) : '';
+  const timeChart = hasFaces ? await renderSvg(overTimeSpec(`Face PSNR per frame, ${MODE_NAMES.uniform} ${uniform.bitrateKbps.toFixed(0)} kbit/s against ${MODE_NAMES.roi} ${roi.bitrateKbps.toFixed(0)} kbit/s`, 'face PSNR (dB)', overTime, SERIES_COLOURS, 1500, input.durationSeconds)) : '';
 
   const bd = report.bdRate;
   const hevc = 'uniform HEVC';
   const headline = anyFace
-    ? [`<li>${bdSentence(bd.facePsnr, 'face quality (PSNR)', hevc, true)}</li>`, `<li>${bdSentence(bd.faceSsim, 'face quality (SSIM)', hevc)}</li>`]
+    ? [
+      `<li>${bdSentence(bd.facePsnr, 'face quality (PSNR)', hevc, true)}</li>`,
+      `<li>${bdSentence(bd.facePsnrY, 'face quality (Y-PSNR)', hevc)}</li>`,
+      `<li>${bdSentence(bd.faceSsim, 'face quality (SSIM)', hevc)}</li>`,
+    ]
     : [];
   if (anySalient) headline.push(`<li>${bdSentence(bd.salientPsnr, 'quality in the salient regions (PSNR)', hevc, !anyFace)}</li>`);
   const pays = bd.psnr !== null && bd.psnr > 0 && (anyFace || anySalient) ? `: the background pays for the ${anyFace ? 'faces' : 'salient regions'}` : '';
   headline.push(`<li>${bdSentence(bd.psnr, 'full-frame PSNR', hevc)}${pays}</li>`);
+  headline.push(`<li>${bdSentence(bd.psnrY, 'full-frame Y-PSNR', hevc)}</li>`);
   if (report.bdRateVsX264) {
     const x = report.bdRateVsX264;
     headline.push(`<li>${anyFace ? bdSentence(x.facePsnr, 'face quality (PSNR)', 'uniform H.264 (x264)') : bdSentence(x.psnr, 'full-frame PSNR', 'uniform H.264 (x264)')}</li>`);
   }
   const noFaces = anyFace ? '' : '<p class="headline">No faces were found in the analysed frames, so there is no face quality to compare.</p>';
 
-  const rows = points.map((p) => `<tr class="${p.mode}"><td>${MODE_NAMES[p.mode]}${p.matching ? (matchingState(p, points) === 'matched' ? ' (bitrate matched)' : ' (closest try at matching bitrate)') : ''}</td><td>${p.crf}</td><td>${(p.bytes / 1024).toFixed(1)}</td><td>${p.bitrateKbps.toFixed(1)}</td><td>${fmt(p.facePsnr, 2)}</td><td>${fmt(p.facePsnrP5, 2)}</td><td>${fmt(p.faceSsim, 4)}</td><td>${fmt(p.psnr, 2)}</td><td>${fmt(p.ssim, 4)}</td><td>${fmt(p.backgroundPsnr, 2)}</td>${anySalient ? `<td>${fmt(p.salientPsnr, 2)}</td>` : ''}<td>${p.encodeSeconds.toFixed(1)}</td><td><a href="${esc(p.file)}">${esc(p.file)}</a></td></tr>`);
+  const rows = points.map((p) => `<tr class="${p.mode}"><td>${MODE_NAMES[p.mode]}${p.matching ? (matchingState(p, points) === 'matched' ? ' (bitrate matched)' : ' (closest try at matching bitrate)') : ''}</td><td>${p.crf}</td><td>${(p.bytes / 1024).toFixed(1)}</td><td>${p.bitrateKbps.toFixed(1)}</td><td>${fmt(p.facePsnr, 2)}</td><td>${fmt(p.facePsnrY, 2)}</td><td>${fmt(p.facePsnrP5, 2)}</td><td>${fmt(p.faceSsim, 4)}</td><td>${fmt(p.psnr, 2)}</td><td>${fmt(p.psnrY, 2)}</td><td>${fmt(p.ssim, 4)}</td><td>${fmt(p.backgroundPsnr, 2)}</td>${anySalient ? `<td>${fmt(p.salientPsnr, 2)}</td>` : ''}<td>${p.encodeSeconds.toFixed(1)}</td><td><a href="${esc(p.file)}">${esc(p.file)}</a></td></tr>`);
   const crops = images.crops.map((c) => `
     <figure class="crops"><figcaption>${esc(c.title)} at 2× (frame ${images.frame}, ${c.box.w}×${c.box.h} px at ${c.box.x},${c.box.y})</figcaption>
       <div class="row">
@@ -95,7 +105,8 @@ export async function renderHtml(report: Report, images: ReportImages, name: str
 body{font:15px/1.45 system-ui,sans-serif;margin:0 auto;max-width:1100px;padding:1.5em;color:#222}
 h1{font-size:1.5em;margin-bottom:.2em} h2{font-size:1.15em;margin-top:2em;border-bottom:1px solid #ddd}
 .meta{color:#666} .headline{font-size:1.1em} .charts{display:flex;flex-wrap:wrap;gap:1em}
-table{border-collapse:collapse;font-size:.9em} td,th{padding:.25em .6em;border-bottom:1px solid #eee;text-align:right} td:first-child,th:first-child,td:last-child{text-align:left}
+table{border-collapse:collapse;font-size:.85em} td,th{padding:.25em .5em;border-bottom:1px solid #eee;text-align:right} th{white-space:nowrap;vertical-align:bottom} th small{display:block;font-weight:normal;color:#666}
+code{font-size:.85em;word-break:break-all} details table td{text-align:left;vertical-align:top} td:first-child,th:first-child,td:last-child{text-align:left}
 tr.roi td:first-child{color:${MODE_COLOURS.roi};font-weight:600} tr.x264 td:first-child{color:${MODE_COLOURS.x264}}
 .row{display:flex;flex-wrap:wrap;gap:1em;align-items:flex-start} .row div{display:flex;flex-direction:column;font-size:.85em;color:#444}
 .crops img{image-rendering:pixelated;border:1px solid #ccc} figure{margin:1em 0}
@@ -103,7 +114,7 @@ tr.roi td:first-child{color:${MODE_COLOURS.roi};font-weight:600} tr.x264 td:firs
 .notes{font-size:.9em;color:#444}
 </style></head><body>
 <h1>ROI against uniform: ${esc(name)}</h1>
-<p class="meta">${input.width}×${input.height}${input.rotation ? ` (rotated ${input.rotation}°)` : ''}, ${input.frameCount} frames, ${input.durationSeconds.toFixed(2)} s at ${input.frameRate.toFixed(3)} fps · x265 preset ${esc(report.settings.preset)}, CRF ${report.settings.crfs.join(', ')} · QP offsets: face ${report.settings.faceQpOffset ?? '–'}${report.settings.saliencyQpOffset !== null ? `, salient ${report.settings.saliencyQpOffset}` : ''}, background ${report.settings.backgroundQpOffset ?? '–'}, strength ${report.settings.strength} · roi-encoder ${esc(report.generator.version)}, ${esc(report.createdAt)}</p>
+<p class="meta">${input.width}×${input.height}${input.rotation ? ` (rotated ${input.rotation}°)` : ''}, ${input.frameCount} frames, ${input.durationSeconds.toFixed(2)} s at ${input.frameRate.toFixed(3)} fps · x265 preset ${esc(report.settings.preset)}, CRF ${report.settings.crfs.join(', ')} · QP offsets: face ${offset(report.settings.faceQpOffset)}${report.settings.saliencyQpOffset !== null ? `, salient ${offset(report.settings.saliencyQpOffset)}` : ''}, background ${offset(report.settings.backgroundQpOffset)}, strength ${report.settings.strength} · roi-encoder ${esc(report.generator.version)}, ffmpeg ${esc(report.tools.ffmpeg)}${report.tools.x265 ? `, ${esc(report.tools.x265)}` : ''}${report.tools.x264 ? `, ${esc(report.tools.x264)}` : ''} · ${esc(report.createdAt)}</p>
 ${noFaces}
 <h2>In short: ROI HEVC is</h2>
 <ul class="headline">${headline.join('\n')}</ul>
@@ -113,15 +124,16 @@ ${noFaces}
 <div class="charts">${charts.map((svg) => `<div class="chart">${svg}</div>`).join('\n')}</div>
 
 <h2>Encodes</h2>
-<table><thead><tr><th>mode</th><th>CRF</th><th>KiB</th><th>kbit/s</th><th>face PSNR</th><th title="face PSNR of the frame at the 5th percentile: 95% of frames are better">face PSNR, 5th pct frame</th><th>face SSIM</th><th>PSNR</th><th>SSIM</th><th>background PSNR</th>${anySalient ? '<th>salient PSNR</th>' : ''}<th>encode s</th><th>file</th></tr></thead>
+<table><thead><tr><th>mode</th><th>CRF</th><th>file<small>KiB</small></th><th>video<small>kbit/s</small></th><th>face PSNR<small>YUV</small></th><th>face<small>Y-PSNR</small></th><th title="face PSNR of the frame at the 5th percentile: 95% of frames are better">face PSNR<small>5th pct frame</small></th><th>face SSIM<small>luma</small></th><th>PSNR<small>YUV</small></th><th>Y-PSNR<small>luma</small></th><th>SSIM<small>ffmpeg All</small></th><th>background<small>PSNR YUV</small></th>${anySalient ? '<th>salient<small>PSNR YUV</small></th>' : ''}<th>encode<small>seconds</small></th><th>file</th></tr></thead>
 <tbody>${rows.join('\n')}</tbody></table>
+<p class="notes">"video kbit/s" is the video stream's packets over the clip's duration (what the charts and BD-rates use); "file KiB" includes the container. PSNR "YUV" pools the squared error of all frames and all three planes (ffmpeg's "average"); Y-PSNR is the mean over frames of each frame's luma PSNR, as codec papers report it. Face SSIM is luma SSIM; the full-frame SSIM is ffmpeg's "All" (Y, U and V weighted by size).</p>
 
 <h2>Side by side, at matched bitrate</h2>
 <p class="notes">The same frame from a uniform encode and an ROI encode of about the same size: ${roi.matching ? `ROI at CRF ${roi.crf}, a CRF searched to spend what uniform CRF ${uniform.crf} spends` : 'the ROI encode closest in bitrate'} (${(100 * roi.bitrateKbps / uniform.bitrateKbps).toFixed(1)}% of its bits). Enlarged 2× without smoothing.</p>
 ${crops.join('\n') || '<p>No crops: the frame could not be cut.</p>'}
 
 <h2>Where the bits go</h2>
-<p class="notes">Frame ${images.frame} with the plan drawn on it:<span class="swatch" style="background:${HEATMAP_COLOURS.moreBits}"></span>more bits (face, negative QP offset)<span class="swatch" style="background:${HEATMAP_COLOURS.salient}"></span>salient region<span class="swatch" style="background:${HEATMAP_COLOURS.fewerBits}"></span>fewer bits (background)<span class="swatch" style="border-color:${HEATMAP_COLOURS.face};border-width:2px"></span>detected face</p>
+<p class="notes">Frame ${images.frame} with the plan drawn on it (offsets as applied, --strength included):${images.legend.map((e) => `<span class="swatch" style="background:${e.colour}"></span>${esc(e.label)}`).join('')}<span class="swatch" style="border-color:${HEATMAP_COLOURS.face};border-width:2px"></span>detected face</p>
 <img alt="importance heatmap" style="max-width:100%" src="${dataUri('image/jpeg', images.heatmap)}">
 
 <h2>Face quality over time</h2>
@@ -131,8 +143,14 @@ ${hasFaces ? `<div class="chart">${timeChart}</div><p class="notes">Dips show fr
 <div class="notes"><ul>
 <li>Every encode uses identical x265 settings (preset, CRF, aq-mode 2) except the ROI offsets; H.264 encodes, if present, use libx264 defaults at the same CRFs.</li>
 <li>PSNR and SSIM (full frame) are ffmpeg's psnr and ssim filters on YUV 4:2:0 ("average" and "All"). Face and background values are computed over the same decoded frames by roi-encoder: PSNR of the pooled squared error inside the face boxes of the analysed frames, moved along their tracks between them (a moving face is measured where it is), inside the salient boxes (with saliency analysis, the same way; faces excepted), or outside every face and salient region (the feathered margins count as neither); SSIM on luma, 8×8 windows at 4-pixel steps as ffmpeg's filter, credited to a class only when the window lies wholly inside it. "5th pct frame" is the face PSNR of the frame at the 5th percentile (95% of frames with a face are better): where dips from fast motion or cuts show. A dash means not measurable (no face) or infinite (identical frames).</li>
+<li>Bitrate is the size of the video stream's packets (as ffprobe lists them) over the clip's duration: the container's overhead (a few kilobytes per file, a large share of the smallest encodes) is not counted. The table shows the file size beside it.</li>
+<li>Y-PSNR is luma PSNR computed per frame and averaged over the frames (inside the face boxes: over the frames that have a face), the convention of codec papers and of x265's own log; the other PSNR figures pool the squared error over all frames and the three planes.</li>
 <li>BD-rate (Bjøntegaard, VCEG-M33): each curve's log10(bitrate) is fitted with a cubic polynomial in quality, both fits are integrated over the quality range the curves share, and the mean difference d is shown as (10^d − 1) × 100%. Negative means ROI needs fewer bits for the same quality.</li>
 </ul></div>
+<details><summary>Encoder settings and command lines (to reproduce the encodes)</summary>
+<table><thead><tr><th>file</th><th>encoder and its settings (from the stream)</th><th>ffmpeg command</th></tr></thead><tbody>
+${points.map((p) => `<tr><td>${esc(p.file)}</td><td>${esc(p.encoder ?? '–')}<br><code>${esc(p.encoderOptions ?? '')}</code></td><td><code>${esc(p.command ?? '–')}</code></td></tr>`).join('\n')}
+</tbody></table></details>
 </body></html>
 `;
 }

@@ -55,6 +55,36 @@ function regionFill(r: PlanRegion, maxAbs: number): { rgb: [number, number, numb
   return { rgb, alpha: r.qpOffset === 0 ? 0 : Math.round(255 * (0.12 + 0.4 * strength)) };
 }
 
+/** Offsets as the page writes them: "−4", "+2", "0". */
+export const signedOffset = (v: number) => (v > 0 ? `+${v}` : v < 0 ? `−${-v}` : '0');
+
+export interface LegendEntry {
+  label: string;
+  /** The colour the heatmap shows for it over mid-grey, as CSS. */
+  colour: string;
+}
+
+/**
+ * The heatmap's legend for the regions it was drawn with: one entry per kind and offset that the
+ * frame actually has (no "salient region" where there is none), in the colour it is painted with
+ * (a +2 face margin is a faint blue, nearly grey), offsets signed.
+ */
+export function heatmapLegend(regions: PlanRegion[]): LegendEntry[] {
+  const maxAbs = Math.max(...regions.map((r) => Math.abs(r.qpOffset)), 1);
+  const faceCore = Math.min(...regions.filter((r) => r.kind === 'face').map((r) => r.qpOffset));
+  const seen = new Map<string, LegendEntry>();
+  for (const r of regions) {
+    const name = r.kind === 'face' ? (r.qpOffset === faceCore ? 'face' : 'face margin') : r.kind === 'saliency' ? 'salient region' : 'background';
+    const effect = r.qpOffset < 0 ? 'more bits' : r.qpOffset > 0 ? 'fewer bits' : 'unchanged';
+    const label = `${name} ${signedOffset(r.qpOffset)} QP (${effect})`;
+    if (seen.has(label)) continue;
+    const { rgb, alpha } = regionFill(r, maxAbs);
+    const over = (c: number) => Math.round(128 + (c - 128) * (alpha / 255));
+    seen.set(label, { label, colour: `rgb(${over(rgb[0])},${over(rgb[1])},${over(rgb[2])})` });
+  }
+  return [...seen.values()];
+}
+
 /**
  * An RGBA overlay where every pixel shows the region the encoder applies there: the first listed
  * region that covers it (libx265 lets the first one win), not a blend of all of them.

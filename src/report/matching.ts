@@ -55,18 +55,26 @@ const MAX_CRF_STEP = 4;
  * extrapolated from the two nearest otherwise, at most MAX_CRF_STEP from the nearest encode.
  */
 export function crfForBitrate(points: { crf: number; bitrateKbps: number }[], kbps: number): number {
-  const distance = (p: { bitrateKbps: number }) => Math.abs(Math.log(p.bitrateKbps / kbps));
+  return crfForValue(points.map((p) => ({ crf: p.crf, value: Math.log(p.bitrateKbps) })), Math.log(kbps));
+}
+
+/**
+ * The same search on any quantity close to linear in CRF (log bitrate; face PSNR for the
+ * face-quality target of src/encode/target.ts): the CRF (to 0.1) expected to give `target`.
+ */
+export function crfForValue(points: { crf: number; value: number }[], target: number, maxStep = MAX_CRF_STEP): number {
+  const distance = (p: { value: number }) => Math.abs(p.value - target);
   const byCloseness = [...points].sort((a, b) => distance(a) - distance(b));
   const nearest = byCloseness[0];
   if (!nearest) throw new RoiError('NO_POINTS', 'no encodes to interpolate a CRF from');
-  const above = byCloseness.find((p) => p.bitrateKbps > kbps);
-  const below = byCloseness.find((p) => p.bitrateKbps < kbps);
-  const [a, b] = above && below ? [above, below] : [nearest, byCloseness.find((p) => p.crf !== nearest.crf && p.bitrateKbps !== nearest.bitrateKbps)];
+  const above = byCloseness.find((p) => p.value > target);
+  const below = byCloseness.find((p) => p.value < target);
+  const [a, b] = above && below ? [above, below] : [nearest, byCloseness.find((p) => p.crf !== nearest.crf && p.value !== nearest.value)];
   let crf = nearest.crf;
-  if (b && b.crf !== a.crf && b.bitrateKbps !== a.bitrateKbps) {
-    crf = a.crf + ((Math.log(kbps) - Math.log(a.bitrateKbps)) * (b.crf - a.crf)) / (Math.log(b.bitrateKbps) - Math.log(a.bitrateKbps));
+  if (b && b.crf !== a.crf && b.value !== a.value) {
+    crf = a.crf + ((target - a.value) * (b.crf - a.crf)) / (b.value - a.value);
   }
-  crf = Math.max(nearest.crf - MAX_CRF_STEP, Math.min(nearest.crf + MAX_CRF_STEP, crf));
+  crf = Math.max(nearest.crf - maxStep, Math.min(nearest.crf + maxStep, crf));
   return Math.round(Math.max(0, Math.min(51, crf)) * 10) / 10;
 }
 

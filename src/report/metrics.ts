@@ -33,6 +33,16 @@ export interface QualityResult {
   /** Inside the salient boxes (NaN when the analysis found none). */
   salientPsnr: number;
   salientSsim: number;
+  /**
+   * Y-PSNR, the convention of codec papers and of x265's own log: luma PSNR of each frame, averaged
+   * over the frames (those that have pixels of the class, for the masked ones). The values above are
+   * PSNR of the mean squared error pooled over all frames and all three planes (ffmpeg's "average").
+   * A frame whose luma is identical is infinite and makes the mean infinite.
+   */
+  psnrY: number;
+  facePsnrY: number;
+  backgroundPsnrY: number;
+  salientPsnrY: number;
   /** Face PSNR of each frame (NaN where a frame has no face). */
   facePsnrPerFrame: number[];
   frames: number;
@@ -232,6 +242,11 @@ export async function measureQuality(reference: string, distorted: string, plan:
   // Squared error and sample count per mask class: over the whole clip, and over the current frame.
   const sse = new Float64Array(classes), count = new Float64Array(classes);
   const classSse = new Float64Array(classes), classCount = new Float64Array(classes);
+  // Luma only, this frame; and the sum over frames of each class's luma PSNR (the whole frame's last),
+  // with the number of frames that had the class.
+  const lumaSse = new Float64Array(classes), lumaCount = new Float64Array(classes);
+  const psnrYSum = new Float64Array(classes + 1), psnrYFrames = new Float64Array(classes);
+  let frameLumaSse = 0;
   let ssimY = 0;
   const perFrame: number[] = [];
   let frame = 0;
@@ -241,9 +256,15 @@ export async function measureQuality(reference: string, distorted: string, plan:
     // vstack of two yuv420p frames: Y of both (stacked), then U of both, then V of both.
     classSse.fill(0);
     classCount.fill(0);
+    let lumaDone = false;
     const planes: [number, number, number][] = [[0, ySize, width], [2 * ySize, cSize, width / 2], [2 * ySize + 2 * cSize, cSize, width / 2]];
     for (const [offset, size, pw] of planes) {
       const luma = pw === width;
+      if (!luma && !lumaDone) {
+        lumaSse.set(classSse);
+        lumaCount.set(classCount);
+        lumaDone = true;
+      }
       for (let i = 0; i < size; i++) {
         const d = buf[offset + i]! - buf[offset + size + i]!;
         const m = luma ? mask[i]! : mask[Math.floor(i / pw) * 2 * width + (i % pw) * 2]!;
@@ -251,10 +272,17 @@ export async function measureQuality(reference: string, distorted: string, plan:
         classCount[m]! += 1;
       }
     }
+    frameLumaSse = 0;
     for (let c = 0; c < classes; c++) {
       sse[c]! += classSse[c]!;
       count[c]! += classCount[c]!;
+      frameLumaSse += lumaSse[c]!;
+      if (lumaCount[c]!) {
+        psnrYSum[c]! += psnrFromMse(lumaSse[c]! / lumaCount[c]!);
+        psnrYFrames[c]! += 1;
+      }
     }
+    psnrYSum[classes]! += psnrFromMse(frameLumaSse / ySize);
     ssimY += ssimPlane.accumulate(buf.subarray(0, ySize), buf.subarray(ySize, 2 * ySize), ssimSums, mask);
     perFrame.push(classCount[MASK.face] ? psnrFromMse(classSse[MASK.face]! / classCount[MASK.face]!) : NaN);
     frame++;
@@ -277,7 +305,9 @@ export async function measureQuality(reference: string, distorted: string, plan:
     '-hide_banner', '-nostdin', '-nostats', '-loglevel', 'info',
     '-noautorotate', '-i', reference, '-noautorotate', '-i', distorted,
     '-filter_complex',
-    '[0:v:0]format=yuv420p,setsar=1,split=3[r1][r2][r3];[1:v:0]format=yuv420p,setsar=1[d0];' +
+    // Both from their own first frame: an encode may start at 0 where its source's video starts later
+    // (after its audio, or at a stored start time); frames pair by time from there.
+    '[0:v:0]setpts=PTS-STARTPTS,format=yuv420p,setsar=1,split=3[r1][r2][r3];[1:v:0]setpts=PTS-STARTPTS,format=yuv420p,setsar=1[d0];' +
       '[d0][r1]psnr[d1];[d1][r2]ssim[d2];[r3][d2]vstack',
     '-fps_mode', 'passthrough', '-f', 'rawvideo', 'pipe:1',
   ], {
@@ -297,6 +327,7 @@ export async function measureQuality(reference: string, distorted: string, plan:
   }
   const psnrOf = (cls: number) => (count[cls] ? psnrFromMse(sse[cls]! / count[cls]!) : NaN);
   const ssimOf = (cls: number) => (ssimSums.count[cls]! ? ssimSums.sum[cls]! / ssimSums.count[cls]! : NaN);
+  const psnrYOf = (cls: number) => (psnrYFrames[cls]! ? psnrYSum[cls]! / psnrYFrames[cls]! : NaN);
   return {
     psnr: summary.psnr,
     ssim: summary.ssim,
@@ -306,6 +337,10 @@ export async function measureQuality(reference: string, distorted: string, plan:
     backgroundSsim: ssimOf(MASK.background),
     salientPsnr: psnrOf(MASK.salient),
     salientSsim: ssimOf(MASK.salient),
+    psnrY: frame ? psnrYSum[classes]! / frame : NaN,
+    facePsnrY: psnrYOf(MASK.face),
+    backgroundPsnrY: psnrYOf(MASK.background),
+    salientPsnrY: psnrYOf(MASK.salient),
     facePsnrPerFrame: perFrame,
     frames: frame,
     check: { psnr: psnrFromMse(sse.reduce((a, b) => a + b, 0) / count.reduce((a, b) => a + b, 0)), ssimY: ssimY / frame, ffmpegSsimY: summary.ssimY },

@@ -3,11 +3,15 @@ import { z } from 'zod';
 /**
  * report.json: what `compare` measured, for machines and for diffing between versions. Quality
  * values that are infinite (identical frames) or undefined (no face in the video) are null.
- * Bitrates are kbit/s over the video's duration; BD-rates are percent, ROI against uniform: negative
- * means ROI needs that much less bitrate for the same quality.
+ * Bitrates are kbit/s of the video stream's packets (container overhead excluded) over the video's
+ * duration; BD-rates are percent, ROI against uniform: negative means ROI needs that much less
+ * bitrate for the same quality.
  */
 // 2: salient-region metrics, the 5th-percentile face PSNR, the bitrate-matching encode, saliencyQpOffset.
-export const REPORT_VERSION = 2;
+// 3: bitrates from the video stream's packets (videoBytes) rather than file sizes; Y-PSNR (per-frame
+//    mean of luma PSNR) beside the pooled YUV PSNR, with BD-rates; tools (ffmpeg, x265, x264
+//    versions); each encode's encoder, encoderOptions and command.
+export const REPORT_VERSION = 3;
 
 export const COMPARE_MODES = ['uniform', 'roi', 'x264'] as const;
 export type CompareMode = (typeof COMPARE_MODES)[number];
@@ -21,20 +25,38 @@ export const reportPointSchema = z.object({
   crf: z.number().min(0).max(51),
   /** Path relative to the report directory. */
   file: z.string(),
+  /** Size of the file, container included. */
   bytes: z.number().int().positive(),
+  /** Sum of the video stream's packet sizes: what bitrateKbps and the BD-rates are computed from. */
+  videoBytes: z.number().int().positive(),
+  /** videoBytes × 8 / 1000 / input duration. */
   bitrateKbps: z.number().positive(),
   encodeSeconds: z.number().nonnegative(),
+  /** PSNR of the squared error pooled over all frames and the three planes (ffmpeg's psnr "average"). */
   psnr: quality,
+  /** Y-PSNR: luma PSNR of each frame, averaged over frames (codec papers' convention). */
+  psnrY: quality,
+  /** ffmpeg's ssim "All" (Y, U and V weighted by size). */
   ssim: quality,
   facePsnr: quality,
+  facePsnrY: quality,
   /** Face PSNR of the 5th-percentile frame (95% of frames with a face are better): dips on motion. */
   facePsnrP5: quality,
+  /** Luma SSIM inside the face boxes. */
   faceSsim: quality,
   backgroundPsnr: quality,
+  backgroundPsnrY: quality,
   backgroundSsim: quality,
   /** Inside the salient boxes (with --roi saliency); null when there are none. */
   salientPsnr: quality,
+  salientPsnrY: quality,
   salientSsim: quality,
+  /** The encoder's name and version as written into the stream (x265's or x264's SEI), e.g. "x265 3.5+1-f0c1022b6". */
+  encoder: z.string().nullable(),
+  /** The encoder's complete parameter string from the same SEI: every setting it used, defaults included. */
+  encoderOptions: z.string().nullable(),
+  /** The ffmpeg command line that made the file (temporary paths as they were then). */
+  command: z.string().nullable(),
   /**
    * Set on the extra ROI encode whose CRF was searched to match this uniform file's bitrate, for
    * the side-by-side; it is not one of the BD-rate curves' points.
@@ -42,12 +64,14 @@ export const reportPointSchema = z.object({
   matching: z.string().optional(),
 });
 
-const bdSchema = z.object({ facePsnr: quality, psnr: quality, faceSsim: quality, salientPsnr: quality });
+const bdSchema = z.object({ facePsnr: quality, facePsnrY: quality, psnr: quality, psnrY: quality, faceSsim: quality, salientPsnr: quality, salientPsnrY: quality });
 
 export const reportSchema = z.object({
   version: z.literal(REPORT_VERSION),
   generator: z.object({ name: z.string(), version: z.string() }),
   createdAt: z.string(),
+  /** Versions of the tools that made the encodes (x264 null without --baseline x264). */
+  tools: z.object({ ffmpeg: z.string(), x265: z.string().nullable(), x264: z.string().nullable() }),
   input: z.object({
     path: z.string(),
     width: z.number().int().positive(),

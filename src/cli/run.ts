@@ -1,0 +1,156 @@
+import { join } from 'node:path';
+import { emitJson, ProgressDisplay } from '../cli-output.js';
+import { AbortError, RoiError } from '../errors.js';
+import { analysisArgs, cliMessage } from './options.js';
+
+/**
+ * The command handlers: call the library, print. Each loads what its command needs when it runs
+ * (analysis and ONNX for analyze and encode; the report code, Vega and sharp only for compare), so
+ * start-up and `--help` stay fast.
+ */
+
+/** Ctrl-C aborts the running job; the library then kills ffmpeg and removes partial files. */
+export function interruptSignal(): AbortSignal {
+  const controller = new AbortController();
+  const onSignal = () => {
+    if (controller.signal.aborted) process.exit(130);
+    controller.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return controller.signal;
+}
+
+export function fail(error: unknown, json: boolean): never {
+  const message = error instanceof AbortError ? 'interrupted' : error instanceof RoiError ? cliMessage(error) : `unexpected error: ${error instanceof Error ? error.message : String(error)}`;
+  if (json) emitJson({ type: 'error', code: error instanceof RoiError || error instanceof AbortError ? error.code : 'UNEXPECTED', message });
+  process.stderr.write(`roi-encode: ${message.split('\n')[0]}\n`);
+  if (process.env.ROI_ENCODER_DEBUG && error instanceof Error) process.stderr.write(`${error.stack}\n`);
+  process.exit(error instanceof AbortError ? 130 : 1);
+}
+
+/** Rounded for display; the library's results are exact. */
+const round = (v: number, digits: number) => Math.round(v * 10 ** digits) / 10 ** digits;
+
+export async function runAnalyze(argv: Record<string, unknown>): Promise<void> {
+  const json = Boolean(argv.json);
+  const input = String(argv.input);
+  const output = argv.output as string | undefined;
+  const debugVideo = argv['debug-video'] as string | undefined;
+  const signal = interruptSignal();
+  const display = new ProgressDisplay(json);
+  try {
+    const { checkOutputPath, withScratchDir, writeAtomically } = await import('../media/output-file.js');
+    if (output) await checkOutputPath(output, { force: Boolean(argv.force), inputs: [input], what: 'plan' });
+    if (debugVideo) await checkOutputPath(debugVideo, { force: Boolean(argv.force), inputs: [input], what: 'debug video' });
+    const [{ analyze }, { planToJson }, { writeFile }] = await Promise.all([import('../analysis/analyze.js'), import('../plan.js'), import('node:fs/promises')]);
+    const ffmpegPath = argv.ffmpeg as string | undefined;
+    const plan = await analyze(input, { ...analysisArgs(argv), signal, onProgress: display.listener });
+    if (debugVideo) {
+      const [{ renderDebugVideo }, { resolveBinaries }] = await Promise.all([import('../analysis/debug-video.js'), import('../media/binaries.js')]);
+      await withScratchDir((dir) =>
+        renderDebugVideo(plan, debugVideo, resolveBinaries({ ffmpegPath }), { signal, onProgress: display.listener, filterScript: join(dir, 'debug.filter') }),
+      );
+    }
+    display.clear();
+    const text = planToJson(plan);
+    if (output) await writeAtomically(output, (temp) => writeFile(temp, text));
+    const faces = plan.detections.reduce((n, d) => n + d.faces.length, 0);
+    if (json) {
+      emitJson({ type: 'done', plan: output ?? plan, ...(debugVideo ? { debugVideo } : {}), frames: plan.input.frameCount, samples: plan.detections.length, faces, segments: plan.segments.length, analysis: plan.analysis });
+    } else if (!output) {
+      process.stdout.write(text);
+    } else {
+      process.stderr.write(`wrote ${output}: ${plan.input.frameCount} frames, ${plan.detections.length} samples, ${faces} face detections, ${plan.segments.length} segments\n`);
+    }
+  } catch (error) {
+    display.clear();
+    fail(error, json);
+  }
+}
+
+export async function runEncode(argv: Record<string, unknown>): Promise<void> {
+  const json = Boolean(argv.json);
+  const input = String(argv.input);
+  const output = argv.output as string | undefined;
+  const signal = interruptSignal();
+  const display = new ProgressDisplay(json);
+  try {
+    if (!output) throw new RoiError('MISSING_OUTPUT', 'give an output file with -o, e.g. roi-encode in.mp4 -o out.mp4');
+    const { encode } = await import('../encode/encode.js');
+    const result = await encode(input, output, {
+      ...analysisArgs(argv),
+      plan: argv.plan as string | undefined,
+      crf: argv.crf as number | undefined,
+      preset: argv.preset as string | undefined,
+      strength: argv.strength as number | undefined,
+      force: Boolean(argv.force),
+      redis: argv.redis as string | undefined,
+      chunkSeconds: argv['chunk-seconds'] as number | undefined,
+      matchCrf: argv['match-crf'] as number | undefined,
+      targetFacePsnr: argv['target-face-psnr'] as number | undefined,
+      verifyReference: argv['verify-reference'] as boolean | undefined,
+      onNotice: (message: string) => {
+        display.clear();
+        if (json) emitJson({ type: 'notice', message });
+        process.stderr.write(`roi-encode: ${message}\n`);
+      },
+      signal,
+      onProgress: display.listener,
+    });
+    display.clear();
+    // Display precision: 0.1 kbit/s and 0.01 s, in the text line and in --json alike.
+    const summary = {
+      output: result.output,
+      bytes: result.bytes,
+      bitrateKbps: round(result.bitrateKbps, 1),
+      frames: result.frames,
+      durationSeconds: round(result.durationSeconds, 3),
+      analysisSeconds: round(result.analysisSeconds, 2),
+      encodeSeconds: round(result.encodeSeconds, 2),
+      roi: result.roi,
+      crf: result.crf,
+      preset: result.preset,
+      strength: result.strength,
+      segments: result.plan?.segments.length ?? 0,
+      // Where the analysis time went (a fresh analysis only; none with --plan or --roi none).
+      ...(result.analysisSeconds > 0 && result.plan?.analysis ? { analysis: result.plan.analysis } : {}),
+      ...(result.target ? { target: (await import('../encode/target-summary.js')).targetJson(result.target) } : {}),
+    };
+    if (json) emitJson({ type: 'done', ...summary });
+    else process.stderr.write(`wrote ${output}: ${(result.bytes / 1024).toFixed(1)} KiB, ${summary.bitrateKbps.toFixed(1)} kbit/s, ${result.frames} frames, roi ${result.roi}, analysis ${summary.analysisSeconds.toFixed(2)} s + encode ${summary.encodeSeconds.toFixed(2)} s\n`);
+    if (!json && result.target) process.stderr.write(`${(await import('../encode/target-summary.js')).targetSentence(result.target)}\n`);
+  } catch (error) {
+    display.clear();
+    fail(error, json);
+  }
+}
+
+export async function runCompare(argv: Record<string, unknown>): Promise<void> {
+  const json = Boolean(argv.json);
+  const input = String(argv.input);
+  const output = argv.output as string | undefined;
+  const signal = interruptSignal();
+  const display = new ProgressDisplay(json);
+  try {
+    if (!output) throw new RoiError('MISSING_OUTPUT', 'give a report directory with -o, e.g. roi-encode compare in.mp4 -o report/');
+    const [{ compare }, { summaryTable }] = await Promise.all([import('../report/compare.js'), import('../cli-summary.js')]);
+    const report = await compare(input, output, {
+      ...analysisArgs(argv),
+      plan: argv.plan as string | undefined,
+      crfs: argv.crf as string | undefined,
+      baseline: argv.baseline as string | undefined,
+      preset: argv.preset as string | undefined,
+      strength: argv.strength as number | undefined,
+      force: Boolean(argv.force),
+      signal,
+      onProgress: display.listener,
+    });
+    display.clear();
+    if (json) emitJson({ type: 'done', report: join(output, report.files.json), html: join(output, report.files.html), ...report });
+    else process.stdout.write(`${summaryTable(report)}\nReport: ${join(output, report.files.html)} (data: ${join(output, report.files.json)})\n`);
+  } catch (error) {
+    display.clear();
+    fail(error, json);
+  }
+}

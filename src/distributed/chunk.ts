@@ -1,0 +1,119 @@
+import { writeFile } from 'node:fs/promises';
+import { RoiError } from '../errors.js';
+import { buildEncodeArgs } from '../encode/argv.js';
+import { x265Params } from '../encode/encode.js';
+import { buildRoiFilterGraph, zonesParam } from '../encode/filtergraph.js';
+import type { Binaries } from '../media/binaries.js';
+import { withScratchDir, writeAtomically } from '../media/output-file.js';
+import { lastErrorLine, run } from '../media/process.js';
+import { join } from 'node:path';
+import type { ChunkRange } from './chunking.js';
+import type { ChunkJobData } from './jobs.js';
+
+/** Where the input's video starts: its first frame's time, and the container's start time. */
+export interface StreamStart {
+  videoStartSeconds: number;
+  formatStartSeconds: number;
+}
+
+/** How far before a chunk the decoder starts, so it lands on a keyframe before the first frame. */
+const SEEK_MARGIN_SECONDS = 3;
+
+function sec(v: number): string {
+  return Number(v.toFixed(6)).toString();
+}
+
+/**
+ * Pure: ffmpeg input options and a filter that keep exactly the chunk's frames. The decoder seeks to
+ * a keyframe a little before the chunk (-noaccurate_seek: nothing is dropped by ffmpeg) and keeps the
+ * source timestamps (-copyts); `trim` then cuts halfway between the frames on either side of each
+ * boundary, which no rounding can move past a frame, and `setpts` starts the chunk at 0.
+ */
+export function chunkSelection(range: Pick<ChunkRange, 'startFrame' | 'endFrame'>, frameTimes: ArrayLike<number>, start: StreamStart): { inputOptions: string[]; selectFilter: string } {
+  const n = frameTimes.length;
+  const abs = (t: number) => start.videoStartSeconds + t;
+  const inputOptions: string[] = ['-copyts'];
+  const trim: string[] = [];
+  if (range.startFrame > 0) {
+    const mid = abs((frameTimes[range.startFrame - 1]! + frameTimes[range.startFrame]!) / 2);
+    const seek = abs(frameTimes[range.startFrame]!) - start.formatStartSeconds - SEEK_MARGIN_SECONDS;
+    if (seek > 0) inputOptions.push('-noaccurate_seek', '-ss', sec(seek));
+    trim.push(`start=${sec(mid)}`);
+  }
+  if (range.endFrame < n) trim.push(`end=${sec(abs((frameTimes[range.endFrame - 1]! + frameTimes[range.endFrame]!) / 2))}`);
+  const selectFilter = `${trim.length ? `trim=${trim.join(':')},` : ''}setpts=PTS-STARTPTS`;
+  return { inputOptions, selectFilter };
+}
+
+/** x265 settings of a chunk: the single-machine ones, plus a closed GOP (its first frame is an IDR). */
+export function chunkX265Params(zones: string | undefined, threads: number | undefined): Record<string, string | number> {
+  return {
+    ...x265Params(zones),
+    'open-gop': 0,
+    ...(threads ? { pools: threads } : {}),
+    ...(threads === 1 ? { 'frame-threads': 1 } : {}),
+  };
+}
+
+export interface ChunkEncodeOptions {
+  bins: Binaries;
+  signal?: AbortSignal;
+  /** x265 thread pool size (pools=N; with 1 also frame-threads=1). Default: x265's choice. */
+  threads?: number;
+  onFrames?: (done: number) => void;
+}
+
+/** Encodes one chunk into job.output (atomically: temporary name, renamed when complete). */
+export async function encodeChunk(job: ChunkJobData, options: ChunkEncodeOptions): Promise<{ frames: number }> {
+  const expected = job.endFrame - job.startFrame;
+  let frames = 0;
+  await withScratchDir(async (dir) => {
+    const filterScript = join(dir, 'chunk.filter');
+    const select = `[0:v:0]${job.selectFilter}`;
+    const graph = job.plan
+      ? `${select}[c];\n${buildRoiFilterGraph(job.plan, { strength: job.strength, frameTimes: Float64Array.from(job.frameTimes), outputLabel: 'v', inputLabel: 'c' })}`
+      : `${select}[v]`;
+    await writeFile(filterScript, graph);
+    await writeAtomically(job.output, async (temp) => {
+      const args = buildEncodeArgs({
+        input: job.input,
+        inputOptions: job.inputOptions,
+        output: temp,
+        container: 'mp4',
+        filterScript,
+        videoLabel: 'v',
+        codec: 'libx265',
+        crf: job.crf,
+        preset: job.preset,
+        x265Params: chunkX265Params(job.plan ? zonesParam(job.plan.zones) : undefined, options.threads),
+        hasSubtitles: false,
+        // As a single-machine encode: frames keep their exact times (1/fps would round VFR times).
+        encTimeBase: job.timeBase,
+        videoOnly: true,
+      });
+      const warnings: string[] = [];
+      const errors: string[] = [];
+      await run(options.bins.ffmpeg, args, {
+        signal: options.signal,
+        what: `encoding chunk ${job.index + 1}/${job.count}`,
+        onStdoutLine: (line) => {
+          const m = /^frame=(\d+)/.exec(line);
+          if (m) {
+            frames = Number(m[1]);
+            options.onFrames?.(frames);
+          }
+        },
+        onStderrLine: (line) => {
+          if (/skipping ROI/i.test(line)) warnings.push(line.trim());
+          else if (line.trim()) errors.push(line.trim());
+        },
+      });
+      if (warnings.length) throw new RoiError('ROI_SKIPPED', `x265 ignored the ROI offsets (${warnings[0]}); check that aq-mode is not 0`);
+      if (frames !== expected) {
+        const why = errors.length ? `; ffmpeg said: ${lastErrorLine(errors.slice(-3).join('\n'))}` : '';
+        throw new RoiError('CHUNK_FRAMES', `decoded ${frames} of the chunk's ${expected} frames (the input is corrupt or unreadable there${why})`);
+      }
+    });
+  });
+  return { frames };
+}

@@ -1,0 +1,119 @@
+import { Redis } from 'ioredis';
+import { RoiError } from '../errors.js';
+import { invalid } from '../validate.js';
+import type { Container, TrackPlan, X265Preset } from '../encode/argv.js';
+import type { Plan } from '../plan.js';
+import type { resolveAnalyzeOptions } from '../analysis/analyze.js';
+
+/**
+ * What travels through Redis: one BullMQ queue, three kinds of job. Paths are absolute and must
+ * mean the same file on every machine (a shared filesystem).
+ *
+ *   analyze (one job, when there is no plan yet) → returns the plan
+ *   assemble (parent, FlowProducer) ← chunk 0 … chunk n−1 (children, any worker, in any order)
+ */
+export const QUEUE = 'roi-encode';
+export const PREFIX = 'roi-encoder';
+/** Pub/sub channel and key prefix the submitter uses to cancel an encode's jobs. */
+export const CANCEL_CHANNEL = `${PREFIX}:cancel`;
+export const cancelKey = (encodeId: string) => `${PREFIX}:cancelled:${encodeId}`;
+
+export interface AnalyzeJobData {
+  kind: 'analyze';
+  encodeId: string;
+  input: string;
+  options: ReturnType<typeof resolveAnalyzeOptions>;
+}
+
+export interface ChunkJobData {
+  kind: 'chunk';
+  encodeId: string;
+  index: number;
+  count: number;
+  input: string;
+  /** Where the encoded chunk goes (inside the scratch folder beside the output). */
+  output: string;
+  startFrame: number;
+  endFrame: number;
+  startSeconds: number;
+  endSeconds: number;
+  /** ffmpeg options before -i, and the filter that keeps exactly the chunk's frames. */
+  inputOptions: string[];
+  selectFilter: string;
+  /** Source frame times from the chunk's first frame. */
+  frameTimes: number[];
+  /** The plan's slice for this chunk; absent for a uniform encode. */
+  plan?: Plan;
+  /** The input video stream's time base, e.g. '1/12800': the chunk's encoder keeps every frame's time in it. */
+  timeBase: string;
+  crf: number;
+  preset: X265Preset;
+  strength: number;
+}
+
+export interface AssembleJobData {
+  kind: 'assemble';
+  encodeId: string;
+  input: string;
+  /** The submitter's temporary output name; it renames it into place. */
+  output: string;
+  container: Container;
+  chunks: { path: string; durationSeconds: number }[];
+  concatList: string;
+  /** Where the source's first frame is (its stored timestamp; for video-only outputs, from the input's start). */
+  videoStartSeconds: number;
+  /** The source's audio and subtitle streams and how each is carried (planTracks, as a single-machine encode). */
+  tracks: TrackPlan[];
+  videoOnly: boolean;
+  frameCount: number;
+}
+
+export type JobData = AnalyzeJobData | ChunkJobData | AssembleJobData;
+
+/** Chunk progress as reported through job.updateProgress. */
+export interface ChunkProgress {
+  done: number;
+  total: number;
+}
+
+/** A redis:// URL with any password hidden, for messages. */
+export function displayUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString().replace(/\/$/, '');
+  } catch {
+    return url;
+  }
+}
+
+export function expectRedisUrl(value: unknown): string {
+  const text = typeof value === 'string' ? value.trim() : '';
+  let ok = false;
+  try {
+    const u = new URL(text);
+    ok = (u.protocol === 'redis:' || u.protocol === 'rediss:') && u.hostname !== '';
+  } catch {
+    ok = false;
+  }
+  if (!ok) throw invalid('a redis:// URL (e.g. redis://host:6379)', 'redis', value);
+  return text;
+}
+
+/**
+ * An ioredis connection for BullMQ (maxRetriesPerRequest null, as its workers require). The first
+ * connection attempt must succeed, so a wrong address is one clear line rather than a silent wait;
+ * after that ioredis reconnects by itself.
+ */
+export async function connectRedis(url: string, name: string): Promise<Redis> {
+  const conn = new Redis(url, { maxRetriesPerRequest: null, lazyConnect: true, connectionName: name, enableReadyCheck: true });
+  // Errors while reconnecting are expected (Redis restarting); the caller watches for their effect.
+  conn.on('error', () => {});
+  try {
+    await conn.connect();
+  } catch (error) {
+    conn.disconnect();
+    throw new RoiError('REDIS_UNREACHABLE', `cannot reach redis at ${displayUrl(url)}: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  return conn;
+}

@@ -1,0 +1,507 @@
+import { stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { analyzeProbed, preloadModels, resolveAnalyzeOptions } from '../analysis/analyze.js';
+import { slicePlan } from '../distributed/chunking.js';
+import { RoiError, throwIfAborted } from '../errors.js';
+import { requireEncoder, resolveBinaries, type Binaries } from '../media/binaries.js';
+import { checkOutputPath, withScratchDir } from '../media/output-file.js';
+import { run } from '../media/process.js';
+import { probeVideo, videoStreamBytes } from '../media/probe.js';
+import { readPlan, validatePlan, type Plan } from '../plan.js';
+import { ProgressMeter, type ProgressListener } from '../progress.js';
+import { crfForValue } from '../report/matching.js';
+import { measureQuality, type QualityResult } from '../report/metrics.js';
+import { expectNumber, expectOneOf, invalid } from '../validate.js';
+import { buildEncodeArgs, containerFor, ENCODE_DEFAULTS, planTracks, X265_PRESETS } from './argv.js';
+import { checkPlanFits, encode, requireEvenSize, x265Params, type EncodeOptions, type EncodeResult } from './encode.js';
+import { buildRoiFilterGraph, zonesParam } from './filtergraph.js';
+
+/*
+ * The face-quality target: `matchCrf` ("faces at least as good as a uniform x265 encode at this CRF,
+ * smallest file") and `targetFacePsnr` (dB). Built on encode() and measureQuality():
+ *
+ * 1. Samples: a few short face-rich stretches chosen from the plan are cut losslessly (FFV1) into one
+ *    file, each with a short warm-up before it that is encoded but not measured (a stretch cut out of
+ *    its video starts with an intra frame; in the whole encode those frames are predicted).
+ * 2. Search on the samples: the uniform encode at the reference CRF (matchCrf) gives the face PSNR to
+ *    reach; ROI encodes at candidate CRFs are interpolated in CRF (face PSNR is close to linear in CRF;
+ *    the report's bitrate-matching search, crfForValue), at most MAX_SAMPLE_TRIES of them.
+ * 3. The final encode at the interpolated (fractional) CRF, then its faces measured on the whole
+ *    output. If they miss the target by more than TARGET_TOLERANCE_DB, one corrected encode.
+ */
+
+/** Measured face PSNR may fall this far below the target before one corrected encode is made (see README). */
+export const TARGET_TOLERANCE_DB = 0.3;
+/** ROI sample encodes at most (the uniform reference sample comes on top, for matchCrf). */
+export const MAX_SAMPLE_TRIES = 3;
+/** A sample try this close to the target ends the search: interpolation does the rest. */
+const SAMPLE_CLOSE_DB = 0.15;
+/**
+ * First guesses. Per unit of strength, ROI at CRF N+3 keeps faces about as good as uniform at N (the
+ * faces get −4 QP; adaptive quantisation gives some of it back); face PSNR falls ~0.55 dB per CRF step
+ * (talking head and dev composite, x265 medium).
+ */
+const PRIOR_CRF_SHIFT = 3;
+const PRIOR_SLOPE_DB_PER_CRF = -0.55;
+/** The first round's two ROI tries lie this far either side of the prior guess (matchCrf) or of CRF 28 (targetFacePsnr). */
+const FIRST_SPREAD_MATCH = 1.5;
+const FIRST_SPREAD_TARGET = 4;
+/** A try moves at most this far from the nearest one. */
+const MAX_CRF_STEP = 6;
+/** Samples: measured stretches of ~1 s, each after a ~0.4 s warm-up, ~12% of the video in all (at least one stretch), at most 4. */
+const SAMPLE_SECONDS = 1;
+const WARMUP_SECONDS = 0.4;
+const SAMPLE_SHARE = 0.12;
+const MAX_STRETCHES = 4;
+
+export interface FaceTargetOptions {
+  /**
+   * Faces at least as good (face PSNR) as a uniform x265 encode at this CRF (0–51) with the same
+   * preset would give them, the rest of the frame following the plan, in the smallest file the search
+   * finds. The CRF is chosen by the search; `crf` must be left out.
+   */
+  matchCrf?: number;
+  /** Face PSNR to reach, dB (10–100), instead of a CRF to match. */
+  targetFacePsnr?: number;
+  /**
+   * Also encode the uniform reference on the whole video and measure it (matchCrf only), so that the
+   * reference's face quality and size are measured rather than estimated on samples. Costs about one
+   * more encode and measurement.
+   */
+  verifyReference?: boolean;
+}
+
+/** One encode the search made. */
+export interface TargetTry {
+  crf: number;
+  /** 'samples': the sample stretches; 'whole': the whole video (the final encode, and a correction). */
+  on: 'samples' | 'whole';
+  mode: 'roi' | 'uniform';
+  facePsnr: number;
+  faceSsim: number;
+  /** Video stream bytes. */
+  bytes: number;
+}
+
+/** What the target asked for and what the encode reached. */
+export interface TargetOutcome {
+  kind: 'matchCrf' | 'targetFacePsnr';
+  /** False when the video has no faces: the encode then ran at `crf` without a search (see `notice`). */
+  applied: boolean;
+  notice?: string;
+  /** matchCrf: the uniform reference's CRF. */
+  referenceCrf?: number;
+  /** The face PSNR aimed at, dB: the reference's (matchCrf) or the one given. */
+  targetFacePsnr: number;
+  /** The CRF of the output (fractional). */
+  crf: number;
+  /** The output's faces, measured on the whole output (NaN when not applied). */
+  facePsnr: number;
+  faceSsim: number;
+  /**
+   * The uniform reference's faces and video bytes (matchCrf). `measuredOn` 'samples': face figures
+   * from its sample encode, and its whole-video face PSNR and bytes estimated from the samples'
+   * ROI-to-uniform differences carried to the measured output; 'whole' (verifyReference): measured.
+   */
+  reference?: { crf: number; facePsnr: number; faceSsim: number; bytes: number; measuredOn: 'samples' | 'whole'; samples: { facePsnr: number; faceSsim: number; bytes: number } };
+  /** The output's faces predicted on the samples at the chosen CRF (interpolated between tries). */
+  predicted: { facePsnr: number; faceSsim: number; sizeRatio?: number };
+  /** Output video bytes over the reference's (matchCrf); measured on both only with verifyReference. */
+  sizeRatio?: number;
+  sizeRatioMeasuredOn?: 'samples' | 'whole';
+  /** Output face PSNR minus the target, dB (whole output; against the estimated reference without verifyReference). */
+  difference: number;
+  tolerance: number;
+  /** Whether the output is within `tolerance` below the target, or above it. */
+  met: boolean;
+  /** True if a second final encode corrected the first one's miss. */
+  corrected: boolean;
+  /** ROI sample encodes made (the uniform reference sample not counted), and every encode in order. */
+  sampleTries: number;
+  tries: TargetTry[];
+  /** The stretches measured ([start, end) source frames, after `warmStart`), and their share of the video's frames (warm-ups included). */
+  samples: { stretches: Stretch[]; frames: number; share: number };
+  /** Wall seconds: sample search (cutting, encodes, measures), final encode(s), whole-output measurement(s). */
+  seconds: { analysis: number; search: number; encode: number; measure: number; total: number };
+}
+
+export interface ResolvedTarget {
+  kind: 'matchCrf' | 'targetFacePsnr';
+  value: number;
+  verifyReference: boolean;
+}
+
+/** Validates the target options (sharp-style), or returns undefined when there is no target. */
+export function resolveFaceTarget(options: EncodeOptions & FaceTargetOptions): ResolvedTarget | undefined {
+  const { matchCrf, targetFacePsnr } = options;
+  if (matchCrf === undefined && targetFacePsnr === undefined) {
+    if (options.verifyReference) throw invalid('no verifyReference without matchCrf', 'verifyReference', options.verifyReference);
+    return undefined;
+  }
+  if (matchCrf !== undefined && targetFacePsnr !== undefined) throw invalid('one face-quality target, not a CRF to match and a face PSNR both', 'targetFacePsnr', targetFacePsnr);
+  const kind = matchCrf !== undefined ? 'matchCrf' : 'targetFacePsnr';
+  const value = kind === 'matchCrf' ? expectNumber('matchCrf', matchCrf, 0, 51) : expectNumber('targetFacePsnr', targetFacePsnr, 10, 100);
+  if (options.verifyReference && kind !== 'matchCrf') throw invalid('no verifyReference with a face PSNR target (there is no reference)', 'verifyReference', options.verifyReference);
+  if (options.crf !== undefined) throw invalid('no crf with a face-quality target, which chooses the CRF', 'crf', options.crf);
+  if ((options.codec ?? 'x265') !== 'x265') throw invalid("'x265' with a face-quality target", 'codec', options.codec);
+  const roi = options.roi ?? 'faces';
+  if (typeof roi !== 'string' || !roi.split(',').map((s) => s.trim()).includes('faces')) throw invalid("'faces' or 'faces,saliency' with a face-quality target (it measures faces)", 'roi', roi);
+  if (options.redis !== undefined) throw invalid('no redis with a face-quality target (the search runs on one machine)', 'redis', options.redis);
+  return { kind, value, verifyReference: Boolean(options.verifyReference) };
+}
+
+/** A sample stretch: frames [warmStart, start) are encoded but not measured, [start, end) are measured. */
+export interface Stretch {
+  warmStart: number;
+  start: number;
+  end: number;
+}
+
+const faceArea = (d: Plan['detections'][number]) => d.faces.reduce((s, f) => s + f.w * f.h, 0);
+
+/**
+ * Pure: the sample stretches, face-rich parts of the video chosen from the plan. The video is split
+ * into K equal parts (K from SAMPLE_SHARE, at most MAX_STRETCHES, at least one); in each, the
+ * SAMPLE_SECONDS window starting at a sample with faces whose samples hold the most face area. Each
+ * gets a WARMUP_SECONDS warm-up before it (none at frame 0, where the real encode starts too). Empty
+ * when no sample has a face.
+ */
+export function chooseStretches(plan: Plan): Stretch[] {
+  const n = plan.input.frameCount;
+  const fps = plan.input.frameRate;
+  const measured = Math.max(8, Math.round(SAMPLE_SECONDS * fps));
+  const warm = Math.max(4, Math.round(WARMUP_SECONDS * fps));
+  const parts = Math.max(1, Math.min(MAX_STRETCHES, Math.floor((SAMPLE_SHARE * n) / (measured + warm))));
+  const withFaces = plan.detections.filter((d) => d.faces.length > 0);
+  const stretches: Stretch[] = [];
+  for (let k = 0; k < parts; k++) {
+    const lo = Math.floor((k * n) / parts);
+    const hi = Math.floor(((k + 1) * n) / parts);
+    let best: { start: number; score: number } | undefined;
+    for (const d of withFaces) {
+      if (d.frame < lo || d.frame >= hi) continue;
+      const score = withFaces.filter((e) => e.frame >= d.frame && e.frame < d.frame + measured).reduce((s, e) => s + faceArea(e), 0);
+      if (!best || score > best.score) best = { start: d.frame, score };
+    }
+    if (!best) continue;
+    const prevEnd = stretches.at(-1)?.end ?? 0;
+    const start = Math.max(best.start, prevEnd);
+    const end = Math.min(n, start + measured);
+    if (end <= start) continue;
+    stretches.push({ warmStart: Math.max(prevEnd, start - warm), start, end });
+  }
+  return stretches;
+}
+
+/**
+ * Pure: the plans of the sample file (the stretches one after another, warm-ups included): `encode`
+ * has each stretch's segments, zones and detections as in the whole plan, with a scene cut at every
+ * join; `judge` is the same without the warm-ups' faces, so measureQuality counts the measured frames'
+ * faces only.
+ */
+export function samplePlans(plan: Plan, stretches: Stretch[], frameTimes: ArrayLike<number>): { encode: Plan; judge: Plan; frames: number } {
+  const fps = plan.input.frameRate;
+  const encodePlan: Plan = { ...plan, detections: [], segments: [], zones: [], cuts: [] };
+  const judgeDetections: Plan['detections'] = [];
+  const judgeCuts: number[] = [];
+  let offset = 0;
+  for (const s of stretches) {
+    const part = slicePlan(plan, s.warmStart, s.end, frameTimes);
+    const shift = <T extends { startFrame: number; endFrame: number }>(x: T): T => ({ ...x, startFrame: x.startFrame + offset, endFrame: x.endFrame + offset });
+    const detections = part.detections.map((d) => ({ ...d, frame: d.frame + offset, time: (d.frame + offset) / fps }));
+    encodePlan.detections.push(...detections);
+    encodePlan.segments.push(...part.segments.map(shift));
+    encodePlan.zones.push(...part.zones.map(shift));
+    if (offset > 0) encodePlan.cuts!.push(offset);
+    encodePlan.cuts!.push(...(part.cuts ?? []).map((c) => c + offset));
+    const measuredFrom = offset + (s.start - s.warmStart);
+    if (measuredFrom > offset) {
+      judgeDetections.push({ frame: offset, time: offset / fps, faces: [] });
+      judgeCuts.push(measuredFrom);
+    }
+    judgeDetections.push(...detections.filter((d) => d.frame >= measuredFrom));
+    offset += s.end - s.warmStart;
+  }
+  const input = { ...plan.input, frameCount: offset, durationSeconds: offset / fps };
+  encodePlan.input = input;
+  encodePlan.cuts = [...new Set(encodePlan.cuts)].sort((a, b) => a - b);
+  const judge: Plan = { ...encodePlan, detections: judgeDetections, cuts: [...new Set([...encodePlan.cuts, ...judgeCuts])].sort((a, b) => a - b) };
+  return { encode: encodePlan, judge, frames: offset };
+}
+
+/** Cuts the stretches out of the input into one lossless file (FFV1), frames renumbered at a constant rate. */
+async function cutSamples(input: string, file: string, stretches: Stretch[], fps: number, bins: Binaries, signal?: AbortSignal): Promise<void> {
+  const select = stretches.map((s) => `between(n,${s.warmStart},${s.end - 1})`).join('+');
+  const frames = stretches.reduce((t, s) => t + s.end - s.warmStart, 0);
+  await run(bins.ffmpeg, [
+    '-hide_banner', '-nostdin', '-nostats', '-loglevel', 'error', '-y', '-noautorotate', '-i', input,
+    '-map', '0:v:0', '-vf', `select='${select}',setpts=N/(${fps}*TB)`, '-frames:v', String(frames),
+    '-fps_mode', 'passthrough', '-c:v', 'ffv1', '-an', '-sn', '-dn', file,
+  ], { signal, what: 'cutting sample stretches' });
+}
+
+const labelled = (onProgress: ProgressListener | undefined, label: string): ProgressListener | undefined => onProgress && ((e) => onProgress({ ...e, label }));
+
+/** Linear interpolation of `key` at `crf` between the ROI sample tries (nearest two; one alone with the prior slope for PSNR). */
+function predictAt(tries: TargetTry[], crf: number, key: 'facePsnr' | 'faceSsim' | 'logBytes'): number {
+  const value = (t: TargetTry) => (key === 'logBytes' ? Math.log(t.bytes) : t[key]);
+  const sorted = [...tries].sort((a, b) => Math.abs(a.crf - crf) - Math.abs(b.crf - crf));
+  const [a, b] = sorted;
+  if (!a) return NaN;
+  if (!b || b.crf === a.crf) return key === 'facePsnr' ? a.facePsnr + PRIOR_SLOPE_DB_PER_CRF * (crf - a.crf) : value(a);
+  return value(a) + ((value(b) - value(a)) * (crf - a.crf)) / (b.crf - a.crf);
+}
+
+/** Face PSNR per CRF step near `crf` from the sample tries (negative), or the prior. */
+function slopeNear(tries: TargetTry[], crf: number): number {
+  const sorted = [...tries].sort((a, b) => Math.abs(a.crf - crf) - Math.abs(b.crf - crf));
+  const [a, b] = sorted;
+  if (a && b && a.crf !== b.crf) {
+    const s = (b.facePsnr - a.facePsnr) / (b.crf - a.crf);
+    if (s < -0.05) return s;
+  }
+  return PRIOR_SLOPE_DB_PER_CRF;
+}
+
+const round1 = (v: number) => Math.round(Math.max(0, Math.min(51, v)) * 10) / 10;
+
+/**
+ * encode() with a face-quality target (matchCrf or targetFacePsnr): sample search, final encode,
+ * measurement of the whole output, at most one correction. Called by encode(); options are those of
+ * encode() plus FaceTargetOptions.
+ */
+export async function encodeToFaceTarget(input: string, output: string, options: EncodeOptions & FaceTargetOptions, target: ResolvedTarget): Promise<EncodeResult & { target: TargetOutcome }> {
+  const runStarted = performance.now();
+  const preset = expectOneOf('preset', options.preset ?? ENCODE_DEFAULTS.preset, X265_PRESETS);
+  const strength = expectNumber('strength', options.strength ?? ENCODE_DEFAULTS.strength, 0, 4);
+  const analyzeResolved = resolveAnalyzeOptions(options);
+  const container = containerFor(output);
+  const bins = resolveBinaries(options);
+  const { signal, onProgress } = options;
+  await checkOutputPath(output, { force: options.force, inputs: [input] });
+  await requireEncoder(bins.ffmpeg, 'libx265');
+  throwIfAborted(signal);
+  if (!options.plan) preloadModels(analyzeResolved);
+  const info = await probeVideo(input, bins, signal);
+  requireEvenSize(info);
+  if (!options.videoOnly) planTracks(info.tracks, container, output);
+
+  let plan: Plan;
+  let analysisSeconds = 0;
+  if (typeof options.plan === 'string') {
+    plan = await readPlan(options.plan);
+    checkPlanFits(plan, info, options.plan);
+  } else if (options.plan) {
+    plan = validatePlan(options.plan);
+    checkPlanFits(plan, info, '(given)');
+  } else {
+    const started = performance.now();
+    plan = await analyzeProbed(info, analyzeResolved, bins, options);
+    analysisSeconds = (performance.now() - started) / 1000;
+  }
+
+  // The final encode is a plain encode() at the chosen CRF: the target options are left out.
+  const rest: EncodeOptions = { ...options, matchCrf: undefined, targetFacePsnr: undefined, verifyReference: undefined };
+  const finalOptions = { ...rest, plan, preset, strength, signal, crf: undefined as number | undefined };
+  const seconds = { analysis: analysisSeconds, search: 0, encode: 0, measure: 0, total: 0 };
+  const tries: TargetTry[] = [];
+  const stretches = chooseStretches(plan);
+  const kind = target.kind;
+
+  if (stretches.length === 0) {
+    // No face anywhere: a face target cannot apply. The encode runs at the reference CRF (matchCrf),
+    // or at the default CRF (targetFacePsnr), with the plan as usual.
+    const crf = kind === 'matchCrf' ? target.value : ENCODE_DEFAULTS.crf;
+    const notice = `no faces found in ${plan.detections.length} analysed frames, so the face-quality target cannot apply: encoded at CRF ${crf} instead`;
+    options.onNotice?.(notice);
+    const started = performance.now();
+    const result = await encode(input, output, { ...finalOptions, crf, onProgress });
+    seconds.encode = (performance.now() - started) / 1000;
+    seconds.total = (performance.now() - runStarted) / 1000;
+    return {
+      ...result,
+      analysisSeconds,
+      roi: options.plan ? 'plan' : analyzeResolved.roi.join(','),
+      target: {
+        kind, applied: false, notice, ...(kind === 'matchCrf' ? { referenceCrf: target.value } : {}), targetFacePsnr: kind === 'matchCrf' ? NaN : target.value,
+        crf, facePsnr: NaN, faceSsim: NaN, predicted: { facePsnr: NaN, faceSsim: NaN }, difference: NaN, tolerance: TARGET_TOLERANCE_DB, met: false, corrected: false,
+        sampleTries: 0, tries, samples: { stretches, frames: 0, share: 0 }, seconds,
+      },
+    };
+  }
+
+  // 1–2. Sample search.
+  const searchStarted = performance.now();
+  let goal = kind === 'targetFacePsnr' ? target.value : NaN;
+  let referenceSample: { facePsnr: number; faceSsim: number; bytes: number } | undefined;
+  const samples = samplePlans(plan, stretches, info.frameTimes);
+  const search = await withScratchDir(async (dir) => {
+    const source = join(dir, 'samples.mkv');
+    await cutSamples(input, source, stretches, plan.input.frameRate, bins, signal);
+    // Sample encodes straight from the builders: encode()'s probing and checks would cost more than
+    // these short encodes themselves.
+    const frameTimes = Float64Array.from({ length: samples.frames }, (_, i) => i / plan.input.frameRate);
+    const filterScript = join(dir, 'samples.filter');
+    await writeFile(filterScript, buildRoiFilterGraph(samples.encode, { strength, frameTimes, outputLabel: 'v' }));
+    const zones = zonesParam(samples.encode.zones);
+    const sampleEncode = async (mode: 'roi' | 'uniform', crf: number, label: string): Promise<TargetTry> => {
+      const file = join(dir, `${mode}-${crf}.mkv`);
+      const progress = labelled(onProgress, label);
+      const meter = new ProgressMeter('encode', samples.frames, onProgress, label);
+      await run(bins.ffmpeg, buildEncodeArgs({
+        input: source, output: file, container: 'mkv', crf, preset, videoOnly: true, hasSubtitles: false,
+        ...(mode === 'roi' ? { filterScript, videoLabel: 'v' } : {}),
+        x265Params: x265Params(mode === 'roi' ? zones : undefined),
+      }), {
+        signal,
+        what: 'encoding samples',
+        onStdoutLine: (line) => {
+          const m = /^frame=(\d+)/.exec(line);
+          if (m) meter.update(Number(m[1]));
+        },
+      });
+      const q = await measureQuality(source, file, samples.judge, bins, { signal, onProgress: progress });
+      const { size } = await stat(file);
+      return { crf, on: 'samples', mode, facePsnr: q.facePsnr, faceSsim: q.faceSsim, bytes: size };
+    };
+    const roiTries: TargetTry[] = [];
+    // First round, side by side (short encodes leave cores idle): two ROI tries around the prior guess
+    // (matchCrf) or across the usual range (targetFacePsnr), and the uniform reference (matchCrf).
+    const prior = kind === 'matchCrf' ? target.value + PRIOR_CRF_SHIFT * strength : ENCODE_DEFAULTS.crf;
+    const spread = kind === 'matchCrf' ? FIRST_SPREAD_MATCH : FIRST_SPREAD_TARGET;
+    const firstCrfs = [round1(prior - spread), round1(prior + spread)].filter((c, i, all) => all.indexOf(c) === i);
+    const first = await Promise.all([
+      ...(kind === 'matchCrf' ? [sampleEncode('uniform', target.value, `samples: uniform reference at CRF ${target.value}`)] : []),
+      ...firstCrfs.map((c, i) => sampleEncode('roi', c, `samples: ROI at CRF ${c} (try ${i + 1} of at most ${MAX_SAMPLE_TRIES})`)),
+    ]);
+    tries.push(...first);
+    roiTries.push(...first.filter((t) => t.mode === 'roi'));
+    let next = prior;
+    const ref = first.find((t) => t.mode === 'uniform');
+    if (ref) {
+      referenceSample = { facePsnr: ref.facePsnr, faceSsim: ref.faceSsim, bytes: ref.bytes };
+      goal = ref.facePsnr;
+      if (!Number.isFinite(goal)) throw new RoiError('TARGET_UNREACHABLE', `the uniform reference at CRF ${target.value} codes the faces losslessly on the samples (face PSNR ∞): no smaller encode can match it; use a higher matchCrf`, { option: 'matchCrf' });
+    }
+    for (;;) {
+      if (roiTries.length) {
+        const nearest = [...roiTries].sort((x, y) => Math.abs(x.facePsnr - goal) - Math.abs(y.facePsnr - goal))[0]!;
+        // Unbounded estimate from the nearest try: past CRF 0 or 51, try that end directly.
+        const raw = nearest.crf + (goal - nearest.facePsnr) / slopeNear(roiTries, nearest.crf);
+        next = roiTries.length === 1
+          ? round1(Math.max(nearest.crf - MAX_CRF_STEP, Math.min(nearest.crf + MAX_CRF_STEP, raw)))
+          : crfForValue(roiTries.map((t) => ({ crf: t.crf, value: t.facePsnr })), goal, MAX_CRF_STEP);
+        if (raw <= 0) next = 0;
+        if (raw >= 51) next = 51;
+        const above = roiTries.some((t) => t.facePsnr >= goal);
+        const below = roiTries.some((t) => t.facePsnr < goal);
+        const close = Math.abs(nearest.facePsnr - goal) <= SAMPLE_CLOSE_DB;
+        if (close || (above && below) || roiTries.length >= MAX_SAMPLE_TRIES || roiTries.some((t) => t.crf === next)) break;
+      }
+      const t = await sampleEncode('roi', next, `samples: ROI at CRF ${next} (try ${roiTries.length + 1} of at most ${MAX_SAMPLE_TRIES})`);
+      tries.push(t);
+      roiTries.push(t);
+    }
+    return { roiTries, chosen: next };
+  });
+  seconds.search = (performance.now() - searchStarted) / 1000;
+  const { roiTries } = search;
+  let chosen = search.chosen;
+  // Out of reach: even CRF 0 leaves the faces short of the target (on samples).
+  const atZero = roiTries.find((t) => t.crf === 0);
+  if (atZero && atZero.facePsnr < goal - TARGET_TOLERANCE_DB) {
+    throw new RoiError('TARGET_UNREACHABLE', `face PSNR ${goal.toFixed(1)} dB is out of reach for ${input}: even CRF 0 gives its faces ${atZero.facePsnr.toFixed(1)} dB (measured on samples)`, { option: kind });
+  }
+
+  // 3. Final encode and whole-output measurement; one correction at most.
+  const finalEncode = async (crf: number, label: string) => {
+    const started = performance.now();
+    const result = await encode(input, output, { ...finalOptions, crf, force: finalOptions.force || tries.some((t) => t.on === 'whole'), onProgress: labelled(onProgress, label) });
+    seconds.encode += (performance.now() - started) / 1000;
+    const measured = performance.now();
+    const q = await measureQuality(input, output, plan, bins, { signal, onProgress: labelled(onProgress, `${label}: measuring faces on the whole output`) });
+    const bytes = (await videoStreamBytes(output, bins, signal)).bytes;
+    seconds.measure += (performance.now() - measured) / 1000;
+    tries.push({ crf, on: 'whole', mode: 'roi', facePsnr: q.facePsnr, faceSsim: q.faceSsim, bytes });
+    return { result, q, bytes };
+  };
+  let final = await finalEncode(chosen, `final encode at CRF ${chosen}`);
+
+  let reference: TargetOutcome['reference'];
+  let referenceWhole: { q: QualityResult; bytes: number } | undefined;
+  if (kind === 'matchCrf' && target.verifyReference) {
+    referenceWhole = await withScratchDir(async (dir) => {
+      const file = join(dir, 'reference.mkv');
+      const label = `uniform reference at CRF ${target.value} on the whole video (verifyReference)`;
+      const started = performance.now();
+      await encode(input, file, { roi: 'none', crf: target.value, preset, videoOnly: true, force: true, ffmpegPath: options.ffmpegPath, signal, onProgress: labelled(onProgress, label) });
+      seconds.encode += (performance.now() - started) / 1000;
+      const measured = performance.now();
+      const q = await measureQuality(input, file, plan, bins, { signal, onProgress: labelled(onProgress, label) });
+      const bytes = (await videoStreamBytes(file, bins, signal)).bytes;
+      seconds.measure += (performance.now() - measured) / 1000;
+      tries.push({ crf: target.value, on: 'whole', mode: 'uniform', facePsnr: q.facePsnr, faceSsim: q.faceSsim, bytes });
+      return { q, bytes };
+    });
+  }
+
+  /** The whole-video target: the given face PSNR, the measured reference, or the sample reference carried over by the samples' ROI−uniform difference. */
+  const referenceFor = (crf: number, measuredFacePsnr: number, measuredBytes: number) => {
+    if (kind !== 'matchCrf' || !referenceSample) return undefined;
+    if (referenceWhole) {
+      return { crf: target.value, facePsnr: referenceWhole.q.facePsnr, faceSsim: referenceWhole.q.faceSsim, bytes: referenceWhole.bytes, measuredOn: 'whole' as const, samples: referenceSample };
+    }
+    const predictedPsnr = predictAt(roiTries, crf, 'facePsnr');
+    const predictedBytes = Math.exp(predictAt(roiTries, crf, 'logBytes'));
+    return {
+      crf: target.value,
+      facePsnr: measuredFacePsnr + (referenceSample.facePsnr - predictedPsnr),
+      faceSsim: referenceSample.faceSsim,
+      bytes: measuredBytes * (referenceSample.bytes / predictedBytes),
+      measuredOn: 'samples' as const,
+      samples: referenceSample,
+    };
+  };
+  reference = referenceFor(chosen, final.q.facePsnr, final.bytes);
+  const goalWhole = () => (reference ? reference.facePsnr : goal);
+  let corrected = false;
+  // Only a shortfall is corrected (faces worse than the target); a surplus is reported, not re-encoded.
+  if (final.q.facePsnr < goalWhole() - TARGET_TOLERANCE_DB) {
+    const slope = slopeNear(roiTries, chosen);
+    const crf = round1(Math.max(chosen - MAX_CRF_STEP, chosen + (goalWhole() - final.q.facePsnr) / slope));
+    if (crf !== chosen) {
+      chosen = crf;
+      final = await finalEncode(crf, `corrected encode at CRF ${crf} (the first missed the target by ${(goalWhole() - final.q.facePsnr).toFixed(2)} dB)`);
+      corrected = true;
+      reference = referenceFor(chosen, final.q.facePsnr, final.bytes);
+    }
+  }
+  const difference = final.q.facePsnr - goalWhole();
+  const predictedSizeRatio = referenceSample ? Math.exp(predictAt(roiTries, chosen, 'logBytes')) / referenceSample.bytes : undefined;
+  seconds.total = (performance.now() - runStarted) / 1000;
+  return {
+    ...final.result,
+    analysisSeconds,
+    roi: options.plan ? 'plan' : analyzeResolved.roi.join(','),
+    target: {
+      kind,
+      applied: true,
+      ...(kind === 'matchCrf' ? { referenceCrf: target.value } : {}),
+      targetFacePsnr: goalWhole(),
+      crf: chosen,
+      facePsnr: final.q.facePsnr,
+      faceSsim: final.q.faceSsim,
+      ...(reference ? { reference } : {}),
+      predicted: { facePsnr: predictAt(roiTries, chosen, 'facePsnr'), faceSsim: predictAt(roiTries, chosen, 'faceSsim'), ...(predictedSizeRatio !== undefined ? { sizeRatio: predictedSizeRatio } : {}) },
+      ...(reference ? { sizeRatio: final.bytes / reference.bytes, sizeRatioMeasuredOn: reference.measuredOn } : {}),
+      difference,
+      tolerance: TARGET_TOLERANCE_DB,
+      met: difference >= -TARGET_TOLERANCE_DB,
+      corrected,
+      sampleTries: roiTries.length,
+      tries,
+      samples: { stretches, frames: samples.frames, share: samples.frames / plan.input.frameCount },
+      seconds,
+    },
+  };
+}
