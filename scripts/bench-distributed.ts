@@ -27,10 +27,17 @@ function freePort(): Promise<number> {
 function waitForOutput(proc: ChildProcess, stream: 'stdout' | 'stderr', text: string): Promise<void> {
   return new Promise((res, rej) => {
     let seen = '';
-    proc[stream]!.setEncoding('utf8').on('data', (c: string) => {
+    const output = proc[stream]!.setEncoding('utf8');
+    // Once found, stop collecting and only drain: a worker's --json events would otherwise pile up
+    // here and be searched again on every chunk of output, taking CPU from the workers being timed.
+    const onData = (c: string) => {
       seen += c;
-      if (seen.includes(text)) res();
-    });
+      if (!seen.includes(text)) return;
+      output.off('data', onData);
+      output.resume();
+      res();
+    };
+    output.on('data', onData);
     proc.once('close', () => rej(new Error(`${proc.spawnargs.join(' ')} exited before printing '${text}': ${seen}`)));
   });
 }
@@ -64,6 +71,7 @@ export async function benchDistributed(out: string, media: string): Promise<Reco
     for (const count of [1, 2]) {
       const workers = Array.from({ length: count }, () =>
         spawn(process.execPath, ['--import', 'tsx', join('src', 'cli.ts'), 'worker', '--redis', url, '--threads', '1', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] }));
+      workers.forEach((w) => w.stderr!.resume());
       await Promise.all(workers.map((w) => waitForOutput(w, 'stdout', '"event":"ready"')));
       const output = join(out, `distributed-${count}-workers.mp4`);
       const r = await encode(clip, output, { plan, redis: url, chunkSeconds, force: true, videoOnly: true });

@@ -239,12 +239,15 @@ for (const clip of only === 'distributed' || only === 'match' ? [] : clips) {
   (results.clips as Record<string, unknown>)[clip.name] = entry;
 }
 
-console.log('\nAnalysis speed (roi-encode analyze vs plain x265 medium, whole processes, same run) and recall (expected faces found per sample; FP: detections matching no face)');
-console.table(speedRows);
-console.log('\nWhere analysis time goes (seconds per stage, in-process; decodeWait: decoding not hidden behind detection)');
-console.table(stageRows);
-console.log('\nBD-rate (negative = fewer bits for the same quality), CRF 22/26/30/34, face masks from the tracked-faces plan');
-console.table(bdRows);
+/** A table with its title, when the sections that ran produced rows for it. */
+const table = (title: string, rows: Record<string, unknown>[]) => {
+  if (rows.length === 0) return;
+  console.log(`\n${title}`);
+  console.table(rows);
+};
+table('Analysis speed (roi-encode analyze vs plain x265 medium, whole processes, same run) and recall (expected faces found per sample; FP: detections matching no face)', speedRows);
+table('Where analysis time goes (seconds per stage, in-process; decodeWait: decoding not hidden behind detection)', stageRows);
+table('BD-rate (negative = fewer bits for the same quality), CRF 22/26/30/34, face masks from the tracked-faces plan', bdRows);
 for (const [name, entry] of Object.entries(results.clips as Record<string, { roiEncodeTimeRatio?: number; report?: string }>)) {
   if (entry.roiEncodeTimeRatio !== undefined) console.log(`${name}: encode wall time ROI / uniform ${entry.roiEncodeTimeRatio}; report ${entry.report}`);
 }

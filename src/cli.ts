@@ -55,7 +55,7 @@ export async function main(rawArgs: string[]): Promise<void> {
       (y) => workerOptions(y),
       async (argv) => {
         try {
-          await (await import('./distributed/worker-command.js')).runWorkerCommand(argv);
+          await (await import('./cli/worker.js')).runWorkerCommand(argv);
         } catch (error) {
           fail(error, json);
         }

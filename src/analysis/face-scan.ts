@@ -166,8 +166,9 @@ export class FaceScanner {
       const fresh = weightedNms(verified, NMS_IOU)
         .filter((d) => !refound.some((r) => iou(r, d) > NMS_IOU))
         .map((d) => {
-          // A face the scan re-found after losing it keeps its velocity.
-          const previous = sceneChanged ? undefined : this.followed.find((f) => plausible(d, f, followWindow(f, frame.index)));
+          // A face the scan re-found after the follow pass lost it (it moved faster than predicted)
+          // gets its velocity from where it was, so the next follow pass looks in the right place.
+          const previous = sceneChanged ? undefined : nearestFollowed(d, this.followed, frame.index);
           return previous ? withVelocity(d, previous, frame.index) : { ...d, frame: frame.index, vx: 0, vy: 0 };
         });
       faces = [...refound, ...fresh];
@@ -178,6 +179,30 @@ export class FaceScanner {
     return faces.map(({ x, y, w, h, score }) => ({ x, y, w, h, score })).sort((a, b) => b.score - a.score);
   }
 }
+
+/**
+ * The followed face a new detection most likely is: similar size, centre within MAX_JUMP of its
+ * size from where the face's motion predicts it (the tracker's rule for young tracks).
+ */
+function nearestFollowed(d: Box, followed: Followed[], frame: number): Followed | undefined {
+  let best: Followed | undefined;
+  let bestJump = MAX_JUMP;
+  const [dx, dy] = centre(d);
+  for (const f of followed) {
+    const ratio = Math.max(d.w, f.w) / Math.max(1, Math.min(d.w, f.w));
+    const dt = frame - f.frame;
+    const [fx, fy] = centre(f);
+    const jump = Math.hypot(fx + f.vx * dt - dx, fy + f.vy * dt - dy) / Math.max(d.w, f.w);
+    if (ratio <= 1.6 && jump <= bestJump) {
+      best = f;
+      bestJump = jump;
+    }
+  }
+  return best;
+}
+
+/** Centre distance, in face sizes, within which a scan's detection continues a followed face. */
+const MAX_JUMP = 3;
 
 function inside([x, y]: readonly [number, number], b: Box): boolean {
   return x >= b.x && x <= b.x + b.w && y >= b.y && y <= b.y + b.h;

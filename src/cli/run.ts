@@ -29,17 +29,35 @@ export function fail(error: unknown, json: boolean): never {
   process.exit(error instanceof AbortError ? 130 : 1);
 }
 
+interface CommandContext {
+  json: boolean;
+  input: string;
+  output: string | undefined;
+  signal: AbortSignal;
+  display: ProgressDisplay;
+}
+
+/**
+ * What every command shares: its input and output, Ctrl-C wired to an AbortSignal, a progress
+ * display, and any failure as one line (or an NDJSON error event) and a non-zero exit.
+ */
+async function command(argv: Record<string, unknown>, body: (c: CommandContext) => Promise<void>): Promise<void> {
+  const json = Boolean(argv.json);
+  const display = new ProgressDisplay(json);
+  try {
+    await body({ json, input: String(argv.input), output: argv.output as string | undefined, signal: interruptSignal(), display });
+  } catch (error) {
+    display.clear();
+    fail(error, json);
+  }
+}
+
 /** Rounded for display; the library's results are exact. */
 const round = (v: number, digits: number) => Math.round(v * 10 ** digits) / 10 ** digits;
 
-export async function runAnalyze(argv: Record<string, unknown>): Promise<void> {
-  const json = Boolean(argv.json);
-  const input = String(argv.input);
-  const output = argv.output as string | undefined;
+export function runAnalyze(argv: Record<string, unknown>): Promise<void> {
   const debugVideo = argv['debug-video'] as string | undefined;
-  const signal = interruptSignal();
-  const display = new ProgressDisplay(json);
-  try {
+  return command(argv, async ({ json, input, output, signal, display }) => {
     const { checkOutputPath, withScratchDir, writeAtomically } = await import('../media/output-file.js');
     if (output) await checkOutputPath(output, { force: Boolean(argv.force), inputs: [input], what: 'plan' });
     if (debugVideo) await checkOutputPath(debugVideo, { force: Boolean(argv.force), inputs: [input], what: 'debug video' });
@@ -63,19 +81,11 @@ export async function runAnalyze(argv: Record<string, unknown>): Promise<void> {
     } else {
       process.stderr.write(`wrote ${output}: ${plan.input.frameCount} frames, ${plan.detections.length} samples, ${faces} face detections, ${plan.segments.length} segments\n`);
     }
-  } catch (error) {
-    display.clear();
-    fail(error, json);
-  }
+  });
 }
 
-export async function runEncode(argv: Record<string, unknown>): Promise<void> {
-  const json = Boolean(argv.json);
-  const input = String(argv.input);
-  const output = argv.output as string | undefined;
-  const signal = interruptSignal();
-  const display = new ProgressDisplay(json);
-  try {
+export function runEncode(argv: Record<string, unknown>): Promise<void> {
+  return command(argv, async ({ json, input, output, signal, display }) => {
     if (!output) throw new RoiError('MISSING_OUTPUT', 'give an output file with -o, e.g. roi-encode in.mp4 -o out.mp4');
     const { encode } = await import('../encode/encode.js');
     const result = await encode(input, output, {
@@ -120,19 +130,11 @@ export async function runEncode(argv: Record<string, unknown>): Promise<void> {
     if (json) emitJson({ type: 'done', ...summary });
     else process.stderr.write(`wrote ${output}: ${(result.bytes / 1024).toFixed(1)} KiB, ${summary.bitrateKbps.toFixed(1)} kbit/s, ${result.frames} frames, roi ${result.roi}, analysis ${summary.analysisSeconds.toFixed(2)} s + encode ${summary.encodeSeconds.toFixed(2)} s\n`);
     if (!json && result.target) process.stderr.write(`${(await import('../encode/target-summary.js')).targetSentence(result.target)}\n`);
-  } catch (error) {
-    display.clear();
-    fail(error, json);
-  }
+  });
 }
 
-export async function runCompare(argv: Record<string, unknown>): Promise<void> {
-  const json = Boolean(argv.json);
-  const input = String(argv.input);
-  const output = argv.output as string | undefined;
-  const signal = interruptSignal();
-  const display = new ProgressDisplay(json);
-  try {
+export function runCompare(argv: Record<string, unknown>): Promise<void> {
+  return command(argv, async ({ json, input, output, signal, display }) => {
     if (!output) throw new RoiError('MISSING_OUTPUT', 'give a report directory with -o, e.g. roi-encode compare in.mp4 -o report/');
     const [{ compare }, { summaryTable }] = await Promise.all([import('../report/compare.js'), import('../cli-summary.js')]);
     const report = await compare(input, output, {
@@ -149,8 +151,5 @@ export async function runCompare(argv: Record<string, unknown>): Promise<void> {
     display.clear();
     if (json) emitJson({ type: 'done', report: join(output, report.files.json), html: join(output, report.files.html), ...report });
     else process.stdout.write(`${summaryTable(report)}\nReport: ${join(output, report.files.html)} (data: ${join(output, report.files.json)})\n`);
-  } catch (error) {
-    display.clear();
-    fail(error, json);
-  }
+  });
 }

@@ -108,11 +108,33 @@ function explainEncodeFailure(error: unknown, output: string): unknown {
   return error;
 }
 
-export function checkPlanFits(plan: Plan, info: VideoInfo, source: string): void {
+function checkPlanFits(plan: Plan, info: VideoInfo, source: string): void {
   const p = plan.input;
   if (p.width !== info.width || p.height !== info.height || p.frameCount !== info.frameCount) {
     throw new RoiError('PLAN_MISMATCH', `plan ${source} is for a ${p.width}x${p.height} video of ${p.frameCount} frames, but ${info.path} is ${info.width}x${info.height} with ${info.frameCount} frames`);
   }
+}
+
+/** The plan an encode uses: the one given (checked against the input), or a fresh analysis. */
+export async function resolvePlan(
+  info: VideoInfo,
+  options: Pick<EncodeOptions, 'plan' | 'signal' | 'onProgress'>,
+  analyzeResolved: ReturnType<typeof resolveAnalyzeOptions>,
+  bins: ReturnType<typeof resolveBinaries>,
+): Promise<{ plan: Plan; analysisSeconds: number }> {
+  if (typeof options.plan === 'string') {
+    const plan = await readPlan(options.plan);
+    checkPlanFits(plan, info, options.plan);
+    return { plan, analysisSeconds: 0 };
+  }
+  if (options.plan) {
+    const plan = validatePlan(options.plan);
+    checkPlanFits(plan, info, '(given)');
+    return { plan, analysisSeconds: 0 };
+  }
+  const started = performance.now();
+  const plan = await analyzeProbed(info, analyzeResolved, bins, options);
+  return { plan, analysisSeconds: (performance.now() - started) / 1000 };
 }
 
 export async function encode(input: string, output: string, options: EncodeOptions = {}): Promise<EncodeResult> {
@@ -147,19 +169,8 @@ export async function encode(input: string, output: string, options: EncodeOptio
 
   let plan: Plan | undefined;
   let analysisSeconds = 0;
-  if (!uniform) {
-    if (typeof options.plan === 'string') {
-      plan = await readPlan(options.plan);
-      checkPlanFits(plan, info, options.plan);
-    } else if (options.plan) {
-      plan = validatePlan(options.plan);
-      checkPlanFits(plan, info, '(given)');
-    } else if (!distributed) {
-      const started = performance.now();
-      plan = await analyzeProbed(info, analyzeResolved, bins, options);
-      analysisSeconds = (performance.now() - started) / 1000;
-    }
-  }
+  // A distributed encode without a plan analyses on a worker.
+  if (!uniform && (options.plan || !distributed)) ({ plan, analysisSeconds } = await resolvePlan(info, options, analyzeResolved, bins));
 
   if (distributed) return distributed.run({ input, output, info, bins, plan, uniform, crf, preset, strength, container, tracks, analyze: analyzeResolved });
   const meter = new ProgressMeter('encode', info.frameCount, options.onProgress);

@@ -1,19 +1,19 @@
 import { stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { analyzeProbed, preloadModels, resolveAnalyzeOptions } from '../analysis/analyze.js';
+import { preloadModels, resolveAnalyzeOptions } from '../analysis/analyze.js';
 import { slicePlan } from '../distributed/chunking.js';
 import { RoiError, throwIfAborted } from '../errors.js';
 import { requireEncoder, resolveBinaries, type Binaries } from '../media/binaries.js';
 import { checkOutputPath, withScratchDir } from '../media/output-file.js';
 import { run } from '../media/process.js';
 import { probeVideo, videoStreamBytes } from '../media/probe.js';
-import { readPlan, validatePlan, type Plan } from '../plan.js';
+import type { Plan } from '../plan.js';
 import { ProgressMeter, type ProgressListener } from '../progress.js';
 import { crfForValue } from '../report/matching.js';
 import { measureQuality, type QualityResult } from '../report/metrics.js';
 import { expectNumber, expectOneOf, invalid } from '../validate.js';
 import { buildEncodeArgs, containerFor, ENCODE_DEFAULTS, planTracks, X265_PRESETS } from './argv.js';
-import { checkPlanFits, encode, requireEvenSize, x265Params, type EncodeOptions, type EncodeResult } from './encode.js';
+import { encode, requireEvenSize, resolvePlan, x265Params, type EncodeOptions, type EncodeResult } from './encode.js';
 import { buildRoiFilterGraph, zonesParam } from './filtergraph.js';
 
 /*
@@ -286,19 +286,7 @@ export async function encodeToFaceTarget(input: string, output: string, options:
   requireEvenSize(info);
   if (!options.videoOnly) planTracks(info.tracks, container, output);
 
-  let plan: Plan;
-  let analysisSeconds = 0;
-  if (typeof options.plan === 'string') {
-    plan = await readPlan(options.plan);
-    checkPlanFits(plan, info, options.plan);
-  } else if (options.plan) {
-    plan = validatePlan(options.plan);
-    checkPlanFits(plan, info, '(given)');
-  } else {
-    const started = performance.now();
-    plan = await analyzeProbed(info, analyzeResolved, bins, options);
-    analysisSeconds = (performance.now() - started) / 1000;
-  }
+  const { plan, analysisSeconds } = await resolvePlan(info, options, analyzeResolved, bins);
 
   // The final encode is a plain encode() at the chosen CRF: the target options are left out.
   const rest: EncodeOptions = { ...options, matchCrf: undefined, targetFacePsnr: undefined, verifyReference: undefined };

@@ -1,6 +1,7 @@
 import { emitJson } from '../cli-output.js';
+import { startWorker, type WorkerEvent } from '../distributed/worker.js';
 import { RoiError } from '../errors.js';
-import { startWorker, type WorkerEvent } from './worker.js';
+import { interruptSignal } from './run.js';
 
 /**
  * `roi-encode worker`: runs a worker until SIGINT/SIGTERM, printing one line per job (NDJSON with
@@ -10,13 +11,7 @@ export async function runWorkerCommand(argv: Record<string, unknown>): Promise<v
   const json = Boolean(argv.json);
   const redis = (argv.redis as string | undefined) ?? process.env.REDIS_URL;
   if (!redis) throw new RoiError('MISSING_REDIS', 'give the Redis address with --redis redis://host:6379 (or set REDIS_URL)');
-  const controller = new AbortController();
-  const onSignal = () => {
-    if (controller.signal.aborted) process.exit(130);
-    controller.abort();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const signal = interruptSignal();
   const print = (e: WorkerEvent) => {
     if (json) {
       emitJson({ ...e, type: 'worker', event: e.type });
@@ -32,7 +27,7 @@ export async function runWorkerCommand(argv: Record<string, unknown>): Promise<v
     concurrency: argv.concurrency as number | undefined,
     threads: argv.threads as number | undefined,
     ffmpegPath: argv.ffmpeg as string | undefined,
-    signal: controller.signal,
+    signal,
     onEvent: print,
   });
   await worker.closed;
