@@ -4,6 +4,7 @@ import { AbortError, RoiError } from '../errors.js';
 import type { Binaries } from '../media/binaries.js';
 import { run, type RunOptions } from '../media/process.js';
 import type { VideoInfo } from '../media/probe.js';
+import { rawFrames } from '../media/raw-frames.js';
 import { meanAbsDiff, thumbnail } from './image.js';
 
 /** One sampled frame in display orientation, RGB24, at analysis size. */
@@ -276,23 +277,6 @@ export function packetRanges(indices: number[]): [number, number][] {
     else ranges.push([i, i]);
   }
   return ranges;
-}
-
-/** Splits a byte stream into frames of `frameBytes` bytes, copying each into its own buffer. */
-async function* rawFrames(stdout: Readable, frameBytes: number): AsyncGenerator<Uint8Array> {
-  let pending: Buffer[] = [];
-  let pendingBytes = 0;
-  for await (const chunk of stdout as AsyncIterable<Buffer>) {
-    pending.push(chunk);
-    pendingBytes += chunk.length;
-    while (pendingBytes >= frameBytes) {
-      const all = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes);
-      yield new Uint8Array(all.buffer.slice(all.byteOffset, all.byteOffset + frameBytes));
-      const rest = all.subarray(frameBytes);
-      pending = rest.length ? [rest] : [];
-      pendingBytes = rest.length;
-    }
-  }
 }
 
 /**

@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import { RoiError } from '../errors.js';
 import type { Binaries } from '../media/binaries.js';
 import { run } from '../media/process.js';
+import { rawFrames } from '../media/raw-frames.js';
 import type { Plan } from '../plan.js';
 import { ProgressMeter, type ProgressListener } from '../progress.js';
 import { newSsimSums, SsimPlane } from './ssim.js';
@@ -251,26 +252,61 @@ export async function measureQuality(reference: string, distorted: string, plan:
   const perFrame: number[] = [];
   let frame = 0;
 
-  const measureFrame = (buf: Buffer) => {
+  const measureFrame = (buf: Uint8Array) => {
     masks.fill(frame, mask);
     // vstack of two yuv420p frames: Y of both (stacked), then U of both, then V of both.
     classSse.fill(0);
     classCount.fill(0);
-    let lumaDone = false;
-    const planes: [number, number, number][] = [[0, ySize, width], [2 * ySize, cSize, width / 2], [2 * ySize + 2 * cSize, cSize, width / 2]];
-    for (const [offset, size, pw] of planes) {
-      const luma = pw === width;
-      if (!luma && !lumaDone) {
-        lumaSse.set(classSse);
-        lumaCount.set(classCount);
-        lumaDone = true;
+    // Luma, then each chroma plane against the mask at its top-left luma sample; by rows, so the
+    // hot loops do no division.
+    // Errors are summed in local variables along each run of one mask class and added to the class's
+    // total when the class changes: adding into the typed array at every pixel made each addition
+    // wait for the last (the same class, pixel after pixel). No closure touches these variables, so
+    // they stay in registers.
+    let cls = mask[0]!;
+    let runSse = 0;
+    let runCount = 0;
+    for (let i = 0; i < ySize; i++) {
+      const m = mask[i]!;
+      if (m !== cls) {
+        classSse[cls]! += runSse;
+        classCount[cls]! += runCount;
+        cls = m;
+        runSse = 0;
+        runCount = 0;
       }
-      for (let i = 0; i < size; i++) {
-        const d = buf[offset + i]! - buf[offset + size + i]!;
-        const m = luma ? mask[i]! : mask[Math.floor(i / pw) * 2 * width + (i % pw) * 2]!;
-        classSse[m]! += d * d;
-        classCount[m]! += 1;
+      const d = buf[i]! - buf[ySize + i]!;
+      runSse += d * d;
+      runCount++;
+    }
+    classSse[cls]! += runSse;
+    classCount[cls]! += runCount;
+    lumaSse.set(classSse);
+    lumaCount.set(classCount);
+    const pw = width / 2;
+    for (const offset of [2 * ySize, 2 * ySize + 2 * cSize]) {
+      cls = mask[0]!;
+      runSse = 0;
+      runCount = 0;
+      for (let y = 0; y < height / 2; y++) {
+        const row = offset + y * pw;
+        const maskRow = 2 * y * width;
+        for (let x = 0; x < pw; x++) {
+          const m = mask[maskRow + 2 * x]!;
+          if (m !== cls) {
+            classSse[cls]! += runSse;
+            classCount[cls]! += runCount;
+            cls = m;
+            runSse = 0;
+            runCount = 0;
+          }
+          const d = buf[row + x]! - buf[row + cSize + x]!;
+          runSse += d * d;
+          runCount++;
+        }
       }
+      classSse[cls]! += runSse;
+      classCount[cls]! += runCount;
     }
     frameLumaSse = 0;
     for (let c = 0; c < classes; c++) {
@@ -290,14 +326,7 @@ export async function measureQuality(reference: string, distorted: string, plan:
   };
 
   const consume = async (stdout: Readable) => {
-    let pending: Buffer = Buffer.alloc(0);
-    for await (const chunk of stdout as AsyncIterable<Buffer>) {
-      pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
-      while (pending.length >= frameBytes) {
-        measureFrame(pending.subarray(0, frameBytes));
-        pending = pending.subarray(frameBytes);
-      }
-    }
+    for await (const pair of rawFrames(stdout, frameBytes)) measureFrame(pair);
   };
   const log: string[] = [];
   await run(bins.ffmpeg, [
