@@ -10,7 +10,7 @@ import { chunkSelection } from '../src/distributed/chunk.js';
 import { chunkRanges, slicePlan } from '../src/distributed/chunking.js';
 import { planTracks } from '../src/encode/argv.js';
 import { resolveBinaries } from '../src/media/binaries.js';
-import { CLI, ffmpeg, ffprobeJson, fixture, frameTimes, MEDIA, ROOT, workDir } from './helpers.js';
+import { CLI, ffmpeg, ffprobeJson, fixture, frameTimes, MEDIA, offsetClipArgs, ROOT, workDir } from './helpers.js';
 
 const dir = workDir('distributed');
 const bins = resolveBinaries();
@@ -469,14 +469,7 @@ describe('distributed encodes keep streams and timestamps like one machine', { t
 
   // Video 0.523 s after the first audio track, frames off the 1/25 s grid (VFR jitter, which a chunk
   // encoded in 1/fps would round), a FLAC track starting at 0.25 s (ALAC in MP4).
-  const offset = () =>
-    fixture(tsDir, 'offset.mkv', (out) => [
-      '-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=25:duration=5',
-      '-f', 'lavfi', '-i', 'sine=frequency=440:duration=6',
-      '-f', 'lavfi', '-i', 'sine=frequency=660:duration=5',
-      '-filter_complex', "[0:v]settb=1/1000,setpts='(N*40+mod(N,3)*7)/1000/TB+0.523/TB'[v];[2:a]adelay=250:all=1[a2]",
-      '-map', '[v]', '-map', '1:a', '-map', '[a2]', '-enc_time_base:v', '1:1000', '-fps_mode', 'passthrough',
-      '-c:v', 'libx264', '-preset', 'ultrafast', '-c:a:0', 'aac', '-c:a:1', 'flac', out]);
+  const offset = () => fixture(tsDir, 'offset.mkv', (out) => offsetClipArgs(5, out));
 
   for (const ext of ['mkv', 'mp4'] as const) {
     it(`keeps video 0.523 s after audio and every off-grid frame time, into ${ext}`, async () => {

@@ -58,3 +58,18 @@ export function frameTimes(file: string): number[] {
 export function centre(b: { x: number; y: number; w: number; h: number }): [number, number] {
   return [b.x + b.w / 2, b.y + b.h / 2];
 }
+
+/**
+ * ffmpeg arguments for a clip whose video starts 0.523 s after its first audio track, with frames
+ * off the 1/25 s grid (VFR jitter) and a second (FLAC) audio track starting at 0.25 s.
+ */
+export function offsetClipArgs(seconds: number, out: string): string[] {
+  return [
+    '-f', 'lavfi', '-i', `testsrc2=size=320x240:rate=25:duration=${seconds}`,
+    '-f', 'lavfi', '-i', `sine=frequency=440:duration=${seconds + 1}`,
+    '-f', 'lavfi', '-i', `sine=frequency=660:duration=${seconds}`,
+    '-filter_complex', "[0:v]settb=1/1000,setpts='(N*40+mod(N,3)*7)/1000/TB+0.523/TB'[v];[2:a]adelay=250:all=1[a2]",
+    '-map', '[v]', '-map', '1:a', '-map', '[a2]', '-enc_time_base:v', '1:1000', '-fps_mode', 'passthrough',
+    '-c:v', 'libx264', '-preset', 'ultrafast', '-c:a:0', 'aac', '-c:a:1', 'flac', out,
+  ];
+}

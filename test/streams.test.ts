@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import { analyze, encode, measureQuality, type Plan } from '../src/index.js';
 import { resolveBinaries } from '../src/media/binaries.js';
 import { planTracks } from '../src/encode/argv.js';
-import { cli, ffprobeJson, fixture, frameTimes, workDir } from './helpers.js';
+import { cli, ffprobeJson, fixture, frameTimes, offsetClipArgs, workDir } from './helpers.js';
 
 /**
  * Timestamps and streams: every stream keeps its start and every video frame its time, to the
@@ -65,14 +65,7 @@ function threeSegmentPlan(source: string, width: number, height: number, frameCo
 describe('timestamps', () => {
   // Video 0.523 s after the first audio track, its frames off the 1/25 s grid (VFR jitter), a second
   // audio track (FLAC) starting at 0.25 s.
-  const offset = () =>
-    fixture(dir, 'offset.mkv', (out) => [
-      '-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=25:duration=2',
-      '-f', 'lavfi', '-i', 'sine=frequency=440:duration=3',
-      '-f', 'lavfi', '-i', 'sine=frequency=660:duration=2',
-      '-filter_complex', "[0:v]settb=1/1000,setpts='(N*40+mod(N,3)*7)/1000/TB+0.523/TB'[v];[2:a]adelay=250:all=1[a2]",
-      '-map', '[v]', '-map', '1:a', '-map', '[a2]', '-enc_time_base:v', '1:1000', '-fps_mode', 'passthrough',
-      '-c:v', 'libx264', '-preset', 'ultrafast', '-c:a:0', 'aac', '-c:a:1', 'flac', out]);
+  const offset = () => fixture(dir, 'offset.mkv', (out) => offsetClipArgs(2, out));
 
   it('measures a video-only encode of it against the source, frames paired from each one\'s first frame', async () => {
     // compare's encodes carry the video alone and start at 0, where the source's video starts at 0.523 s.

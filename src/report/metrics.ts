@@ -228,6 +228,38 @@ export interface MeasureOptions {
   label?: string;
 }
 
+/**
+ * Adds the squared errors between a reference plane (at `ref` in `buf`) and a distorted one (at
+ * `dist`) to each pixel's mask class. `ratio` is the plane's subsampling (1 luma, 2 chroma): a
+ * chroma sample takes the class of its top-left luma pixel. Errors are summed in locals along each
+ * run of one class and added to the class's total when the class changes: adding into the typed
+ * array at every pixel made each addition wait for the last.
+ */
+function addPlaneErrors(buf: Uint8Array, ref: number, dist: number, planeWidth: number, planeHeight: number, ratio: number, mask: Uint8Array, maskWidth: number, sse: Float64Array, count: Float64Array): void {
+  let cls = mask[0]!;
+  let runSse = 0;
+  let runCount = 0;
+  for (let y = 0; y < planeHeight; y++) {
+    const row = y * planeWidth;
+    const maskRow = y * ratio * maskWidth;
+    for (let x = 0; x < planeWidth; x++) {
+      const m = mask[maskRow + x * ratio]!;
+      if (m !== cls) {
+        sse[cls]! += runSse;
+        count[cls]! += runCount;
+        cls = m;
+        runSse = 0;
+        runCount = 0;
+      }
+      const d = buf[ref + row + x]! - buf[dist + row + x]!;
+      runSse += d * d;
+      runCount++;
+    }
+  }
+  sse[cls]! += runSse;
+  count[cls]! += runCount;
+}
+
 export async function measureQuality(reference: string, distorted: string, plan: Plan, bins: Binaries, options: MeasureOptions = {}): Promise<QualityResult> {
   const { width, height, frameCount } = plan.input;
   if (width % 2 || height % 2) throw new RoiError('ODD_SIZE', `quality measurement needs even frame sizes, got ${width}x${height}`);
@@ -259,55 +291,11 @@ export async function measureQuality(reference: string, distorted: string, plan:
     classCount.fill(0);
     // Luma, then each chroma plane against the mask at its top-left luma sample; by rows, so the
     // hot loops do no division.
-    // Errors are summed in local variables along each run of one mask class and added to the class's
-    // total when the class changes: adding into the typed array at every pixel made each addition
-    // wait for the last (the same class, pixel after pixel). No closure touches these variables, so
-    // they stay in registers.
-    let cls = mask[0]!;
-    let runSse = 0;
-    let runCount = 0;
-    for (let i = 0; i < ySize; i++) {
-      const m = mask[i]!;
-      if (m !== cls) {
-        classSse[cls]! += runSse;
-        classCount[cls]! += runCount;
-        cls = m;
-        runSse = 0;
-        runCount = 0;
-      }
-      const d = buf[i]! - buf[ySize + i]!;
-      runSse += d * d;
-      runCount++;
-    }
-    classSse[cls]! += runSse;
-    classCount[cls]! += runCount;
+    // Luma, then each chroma plane (distorted right after reference, vstack's layout).
+    addPlaneErrors(buf, 0, ySize, width, height, 1, mask, width, classSse, classCount);
     lumaSse.set(classSse);
     lumaCount.set(classCount);
-    const pw = width / 2;
-    for (const offset of [2 * ySize, 2 * ySize + 2 * cSize]) {
-      cls = mask[0]!;
-      runSse = 0;
-      runCount = 0;
-      for (let y = 0; y < height / 2; y++) {
-        const row = offset + y * pw;
-        const maskRow = 2 * y * width;
-        for (let x = 0; x < pw; x++) {
-          const m = mask[maskRow + 2 * x]!;
-          if (m !== cls) {
-            classSse[cls]! += runSse;
-            classCount[cls]! += runCount;
-            cls = m;
-            runSse = 0;
-            runCount = 0;
-          }
-          const d = buf[row + x]! - buf[row + cSize + x]!;
-          runSse += d * d;
-          runCount++;
-        }
-      }
-      classSse[cls]! += runSse;
-      classCount[cls]! += runCount;
-    }
+    for (const ref of [2 * ySize, 2 * ySize + 2 * cSize]) addPlaneErrors(buf, ref, ref + cSize, width / 2, height / 2, 2, mask, width, classSse, classCount);
     frameLumaSse = 0;
     for (let c = 0; c < classes; c++) {
       sse[c]! += classSse[c]!;
