@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, rm, stat } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { FlowProducer, Job, Queue, QueueEvents } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { resolveAnalyzeOptions } from '../analysis/analyze.js';
 import type { Container, TrackPlan, X265Preset } from '../encode/argv.js';
-import type { EncodeOptions, EncodeResult } from '../encode/encode.js';
+import { outputFacts, type EncodeOptions, type EncodeResult } from '../encode/encode.js';
 import { RoiError, throwIfAborted } from '../errors.js';
 import type { Binaries } from '../media/binaries.js';
 import { writeAtomically } from '../media/output-file.js';
@@ -180,15 +180,10 @@ async function encodeDistributed(ctx: RunContext, options: EncodeOptions, url: s
     });
     finished = true;
     const encodeSeconds = (performance.now() - started) / 1000;
-    const { size } = await stat(output);
     return {
-      output: ctx.output,
-      bytes: size,
-      bitrateKbps: (size * 8) / 1000 / info.durationSeconds,
+      ...(await outputFacts(output, ctx.output, info)),
       encodeSeconds,
       analysisSeconds,
-      frames: info.frameCount,
-      durationSeconds: info.durationSeconds,
       roi: uniform ? 'none' : options.plan ? 'plan' : ctx.analyze.roi.join(','),
       codec: 'x265',
       crf,

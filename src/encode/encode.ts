@@ -115,6 +115,15 @@ function checkPlanFits(plan: Plan, info: VideoInfo, source: string): void {
   }
 }
 
+/**
+ * What every encode result says of its output: the size of `file` (where it was written; `output`
+ * is the name reported), and the bitrate over the input's duration.
+ */
+export async function outputFacts(file: string, output: string, info: VideoInfo): Promise<Pick<EncodeResult, 'output' | 'bytes' | 'bitrateKbps' | 'frames' | 'durationSeconds'>> {
+  const { size } = await stat(file);
+  return { output, bytes: size, bitrateKbps: (size * 8) / 1000 / info.durationSeconds, frames: info.frameCount, durationSeconds: info.durationSeconds };
+}
+
 /** The plan an encode uses: the one given (checked against the input), or a fresh analysis. */
 export async function resolvePlan(
   info: VideoInfo,
@@ -220,15 +229,10 @@ export async function encode(input: string, output: string, options: EncodeOptio
   });
   const encodeSeconds = (performance.now() - started) / 1000;
   meter.update(info.frameCount);
-  const { size } = await stat(output);
   return {
-    output,
-    bytes: size,
-    bitrateKbps: (size * 8) / 1000 / info.durationSeconds,
+    ...(await outputFacts(output, output, info)),
     encodeSeconds,
     analysisSeconds,
-    frames: info.frameCount,
-    durationSeconds: info.durationSeconds,
     roi: uniform ? 'none' : options.plan ? 'plan' : analyzeResolved.roi.join(','),
     codec,
     crf,
