@@ -83,6 +83,28 @@ describe('ROI encode of the sample', () => {
     }
   });
 
+  it('keeps every frame and its time with more segments than one setpts expression can hold', async () => {
+    // A fast face in a long video makes hundreds of segments; FFmpeg refuses a setpts expression
+    // with about 90 or more segment starts, so the timestamp restoration is chained (filtergraph.ts).
+    const clip = fixture(dir, 'many-segments.mkv', (out) => [
+      '-f', 'lavfi', '-i', 'testsrc2=size=320x180:rate=25:duration=5', '-vf', "select='not(between(n\\,40\\,44))*not(between(n\\,90\\,91))'",
+      '-fps_mode', 'vfr', '-c:v', 'libx264', '-preset', 'ultrafast', out]);
+    const times = frameTimes(clip);
+    const durationSeconds = times[times.length - 1]! + 0.04;
+    // One segment per frame, offsets alternating so no two neighbours merge.
+    const segments = times.map((_, i) => ({ startFrame: i, endFrame: i + 1, regions: [
+      { x: 16 * (i % 10), y: 32, w: 96, h: 96, qpOffset: -4, kind: 'face' as const },
+      { x: 0, y: 0, w: 320, h: 180, qpOffset: 2 + (i % 2), kind: 'background' as const },
+    ] }));
+    const plan: Plan = { version: 1, input: { path: clip, width: 320, height: 180, frameRate: 25, frameCount: times.length, durationSeconds }, settings: {}, detections: [], segments, zones: [] };
+    assert.ok(segments.length > 100, `${segments.length} segments`);
+    const out = join(dir, 'many-segments-out.mkv');
+    await encode(clip, out, { plan, crf: 30, preset: 'veryfast', force: true });
+    const outTimes = frameTimes(out);
+    assert.equal(outTimes.length, times.length);
+    outTimes.forEach((t, i) => assert.ok(Math.abs(t - times[i]!) < 0.0011, `frame ${i}: ${t} vs ${times[i]}`));
+  });
+
   it('catches x265 skipping the ROI when adaptive quantisation is off', async () => {
     // The guard in encode() looks for this exact message; prove real ffmpeg prints it.
     const plan = await analyze(SAMPLE, { sampleFps: 1 });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { buildEncodeArgs, containerFor } from '../src/encode/argv.js';
-import { addroiChain, buildRoiFilterGraph, qoffsetFor, zonesParam } from '../src/encode/filtergraph.js';
+import { addroiChain, buildRoiFilterGraph, qoffsetFor, STARTS_PER_SETPTS, zonesParam } from '../src/encode/filtergraph.js';
 import type { Plan } from '../src/plan.js';
 
 function plan(width: number, height: number, segments: Plan['segments'], zones: Plan['zones'] = []): Plan {
@@ -41,6 +41,19 @@ describe('ROI filtergraph builder', () => {
     assert.equal(lines[4], '[v0][v1][v2]concat=n=3:v=1:a=0,');
     // Segment starts at frames 10 and 25 sit at 0.2 s and 0.5 s (50 fps).
     assert.equal(lines[5], "setpts='round(PTS-st(0,if(eq(N,10)+eq(N,25),eq(N,10)*(PTS-STARTPTS-0.2/TB)+eq(N,25)*(PTS-STARTPTS-0.5/TB),ld(0))))'[out]");
+  });
+
+  it('chains the timestamp restoration over several setpts filters when there are many segments', () => {
+    const n = 2 * STARTS_PER_SETPTS + 5;
+    const segs = Array.from({ length: n }, (_, i) => ({ startFrame: 2 * i, endFrame: 2 * i + 2, regions: [face(0, 0, 32, 32, -5 + (i % 2)), background(64, 64, 5)] }));
+    const g = buildRoiFilterGraph(plan(64, 64, segs), { strength: 1, frameTimes: times(2 * n), outputLabel: 'out' });
+    const last = g.split('\n').pop()!;
+    const filters = last.replace(/\[out\]$/, '').split("',");
+    assert.equal(filters.length, 3, last);
+    // Each filter touches only the frames from its first segment start to the next filter's first.
+    assert.match(filters[0]!, new RegExp(`^setpts='if\\(between\\(N,2,${2 * STARTS_PER_SETPTS + 1}\\),round\\(PTS-st\\(0,if\\(eq\\(N,2\\)\\+`));
+    assert.match(filters[2]!, new RegExp(`^setpts='if\\(gte\\(N,${4 * STARTS_PER_SETPTS + 2}\\),`));
+    for (const f of filters) assert.ok((f.match(/eq\(N,/g) ?? []).length <= 2 * STARTS_PER_SETPTS, f);
   });
 
   it('gives every segment ROI side data when any has some: a whole-frame region at 0 where nothing else applies', () => {

@@ -79,13 +79,39 @@ export function buildRoiFilterGraph(plan: Plan, options: GraphOptions): string {
     lines.push(`[s${i}]${chain.join(',')}[v${i}];`);
   });
   const starts = segments.slice(1).map((s) => s.startFrame);
-  // Inside the single quotes commas need no escaping.
-  // Nanosecond precision, and round(): setpts truncates, which could move a frame one tick early.
-  const shift = starts.map((f) => `eq(N,${f})*(PTS-STARTPTS-${Number(frameTimes[f]!.toFixed(9))}/TB)`).join('+');
-  const isStart = starts.map((f) => `eq(N,${f})`).join('+');
   lines.push(`${segments.map((_, i) => `[v${i}]`).join('')}concat=n=${segments.length}:v=1:a=0,`);
-  lines.push(`setpts='round(PTS-st(0,if(${isStart},${shift},ld(0))))'[${outputLabel}]`);
+  lines.push(`${restoreTimestamps(starts, frameTimes).join(',')}[${outputLabel}]`);
   return lines.join('\n');
+}
+
+/**
+ * Segment starts one setpts filter handles. FFmpeg's expression parser refuses a sum of about 90 or
+ * more eq() terms (measured: 80 parse, 100 do not), which a long video or a fast-moving face reaches.
+ */
+export const STARTS_PER_SETPTS = 40;
+
+/**
+ * The setpts filters that put every frame back on its source time after concat: at each segment's
+ * first frame, store the shift between concat's timestamp and the source's; subtract it for the
+ * rest of the segment. Past STARTS_PER_SETPTS starts the work is split over a chain of filters, each
+ * touching only the frames from its first start to the next filter's first (its own st/ld
+ * variable is set at its first start, before any frame reads it).
+ */
+export function restoreTimestamps(starts: number[], frameTimes: Float64Array): string[] {
+  const filters: string[] = [];
+  for (let i = 0; i < starts.length; i += STARTS_PER_SETPTS) {
+    const group = starts.slice(i, i + STARTS_PER_SETPTS);
+    const next = starts[i + STARTS_PER_SETPTS];
+    // Inside the single quotes commas need no escaping.
+    // Nanosecond precision, and round(): setpts truncates, which could move a frame one tick early.
+    const shift = group.map((f) => `eq(N,${f})*(PTS-STARTPTS-${Number(frameTimes[f]!.toFixed(9))}/TB)`).join('+');
+    const isStart = group.map((f) => `eq(N,${f})`).join('+');
+    const restored = `round(PTS-st(0,if(${isStart},${shift},ld(0))))`;
+    const single = starts.length <= STARTS_PER_SETPTS;
+    const range = next === undefined ? `gte(N,${group[0]})` : `between(N,${group[0]},${next - 1})`;
+    filters.push(`setpts='${single ? restored : `if(${range},${restored},PTS)`}'`);
+  }
+  return filters;
 }
 
 /** x265 `zones`: frame ranges (inclusive end) with a bitrate multiplier. */
