@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { RoiError } from './errors.js';
+import { PLAN_VERSION } from './plan-file.js';
 
 /**
  * The plan: the contract between analysis and encode. A JSON document users can read, edit and feed
@@ -8,7 +9,7 @@ import { RoiError } from './errors.js';
  * Segments cover every frame from 0 to input.frameCount without gaps; within a segment, regions are
  * listed most important first, because where regions overlap the first one wins.
  */
-export const PLAN_VERSION = 1;
+export { PLAN_VERSION, planToJson } from './plan-file.js';
 
 const int = z.number().int();
 const nonNegInt = int.min(0);
@@ -47,6 +48,8 @@ export const analysisStatsSchema = z.object({
   /** Samples that got a full multi-scale scan, and samples where known faces were only followed (no look at all when none was known). */
   fullScans: nonNegInt,
   followPasses: nonNegInt,
+  /** Followed faces whose box was carried forward without a model run, because their patch had not changed. */
+  carriedFaces: nonNegInt.optional(),
   /** The most decoded frames ever waiting for the detector. */
   maxQueued: nonNegInt,
   /** Frames decoded: every frame, or for intra-only video only the samples and stretches searched for cuts. */
@@ -145,8 +148,4 @@ export async function readPlan(path: string): Promise<Plan> {
     throw new RoiError('INVALID_PLAN', `invalid plan ${path}: not JSON (${error instanceof Error ? error.message : String(error)})`);
   }
   return validatePlan(json, path);
-}
-
-export function planToJson(plan: Plan): string {
-  return `${JSON.stringify(plan, null, 2)}\n`;
 }

@@ -5,6 +5,10 @@ import { describe, it } from 'node:test';
 import { FaceMasks } from '../src/report/metrics.js';
 import { analyze, planToJson, validatePlan, type Plan } from '../src/index.js';
 import { dropExpression, FRAME_QUEUE_BOUND, packetRanges, planSampling, sampleFrames, selectedFramesArgs, uprightFilters } from '../src/analysis/frames.js';
+import { ANALYZE_DEFAULTS } from '../src/analysis/analyze.js';
+import { FaceDetector } from '../src/analysis/face-detector.js';
+import { FaceScanner, type FaceModel, type ScanPolicy } from '../src/analysis/face-scan.js';
+import type { ScoredBox } from '../src/analysis/boxes.js';
 import { resolveBinaries } from '../src/media/binaries.js';
 import { probeVideo } from '../src/media/probe.js';
 import { centre, cli, devComposite, fixture, MEDIA, SAMPLE, workDir } from './helpers.js';
@@ -21,6 +25,13 @@ function faceRegionsAt(plan: Plan, n: number) {
   assert.ok(seg, `no segment covers frame ${n}`);
   return seg.regions.filter((r) => r.kind === 'face');
 }
+
+/** The street alone for 1.5 s, then a ~70 px face appears where nothing was (no cut: 6% of the frame changes). */
+const faceAppears = () =>
+  fixture(dir, 'face-appears.mp4', (out) => [
+    '-loop', '1', '-i', join(MEDIA, 'street.jpg'), '-loop', '1', '-i', join(MEDIA, 'astronaut.png'),
+    '-filter_complex', "[0]scale=640:360,setsar=1[bg];[1]crop=160:160:145:45,scale=120:120[fg];[bg][fg]overlay=x=400:y=150:enable='gte(t,1.5)',format=yuv420p",
+    '-t', '4', '-r', '25', '-c:v', 'libx264', '-preset', 'ultrafast', out]);
 
 describe('analysis on real video', () => {
   it('finds the talking head near its known position on almost every sample', async () => {
@@ -244,11 +255,7 @@ describe('adaptive detection (full scans and follow passes)', () => {
   });
 
   it('finds a face that appears mid-shot within a second', async () => {
-    // The street alone for 1.5 s, then a ~70 px face appears where nothing was (no cut: 6% of the frame changes).
-    const clip = fixture(dir, 'face-appears.mp4', (out) => [
-      '-loop', '1', '-i', join(MEDIA, 'street.jpg'), '-loop', '1', '-i', join(MEDIA, 'astronaut.png'),
-      '-filter_complex', "[0]scale=640:360,setsar=1[bg];[1]crop=160:160:145:45,scale=120:120[fg];[bg][fg]overlay=x=400:y=150:enable='gte(t,1.5)',format=yuv420p",
-      '-t', '4', '-r', '25', '-c:v', 'libx264', '-preset', 'ultrafast', out]);
+    const clip = faceAppears();
     const plan = await analyze(clip);
     assert.ok(plan.analysis!.followPasses > 0, 'no follow passes: the adaptive path was not used');
     const withFace = plan.detections.filter((d) => d.faces.some((f) => near(centre(f), [460, 210], 20)));
@@ -338,6 +345,90 @@ describe('adaptive detection (full scans and follow passes)', () => {
     );
     // No frame is analysed after the failure, although the decoder had more queued.
     assert.equal(frames, 3);
+  });
+});
+
+/**
+ * Runs the scan/follow pipeline with the real BlazeFace models over a clip's samples (3 a second,
+ * full size) and records, per sample, the faces and how many faces the model verified.
+ */
+async function scanClip(file: string, policy: Partial<ScanPolicy> = {}) {
+  const bins = resolveBinaries();
+  const info = await probeVideo(file, bins);
+  const sampling = planSampling(info, 3, 1);
+  const detector = await FaceDetector.create({ minScore: ANALYZE_DEFAULTS.minScore, proposalScore: ANALYZE_DEFAULTS.proposalScore, tiles: false });
+  let verified = 0;
+  let proposals = 0;
+  const model: FaceModel = {
+    propose: (frame) => {
+      proposals++;
+      return detector.propose(frame);
+    },
+    verify: (frame, candidates) => {
+      verified += candidates.length;
+      return detector.verify(frame, candidates);
+    },
+  };
+  const second = Math.round(info.frameRate / sampling.step);
+  const d = ANALYZE_DEFAULTS;
+  const scanner = new FaceScanner(model, d.minScore, { scanEvery: second, quietScanEvery: 2 * second, sceneChange: d.sceneChange, pictureChange: d.pictureChange, stillFace: d.stillFace, ...policy });
+  const samples: { time: number; faces: ScoredBox[]; verified: number; scanned: boolean }[] = [];
+  await sampleFrames(info, sampling, bins, {
+    sceneThreshold: 10,
+    onFrame: async (frame) => {
+      const before = { verified, proposals };
+      const faces = await scanner.detect(frame);
+      samples.push({ time: frame.time, faces, verified: verified - before.verified, scanned: proposals > before.proposals });
+    },
+  });
+  return { samples, counts: scanner.counts, second };
+}
+
+describe('still content costs less', () => {
+  const faceOver = (name: string, x: string) =>
+    fixture(dir, name, (out) => [
+      '-loop', '1', '-i', join(MEDIA, 'street.jpg'), '-loop', '1', '-i', join(MEDIA, 'astronaut.png'),
+      '-filter_complex', `[0]scale=640:360,setsar=1[bg];[1]crop=160:160:145:45,scale=120:120[fg];[bg][fg]overlay=x='${x}':y=150,format=yuv420p`,
+      '-t', '4', '-r', '25', '-c:v', 'libx264', '-preset', 'ultrafast', out]);
+
+  it('carries a still face forward without running the model, and verifies it again at every full scan', async () => {
+    const { samples, counts, second } = await scanClip(faceOver('still-face.mp4', '400'));
+    assert.equal(samples.length, 14); // every 8th frame of 100, and the last
+    for (const s of samples) assert.equal(s.faces.length, 1, `${s.time} s: ${s.faces.length} faces`);
+    // Nothing moves, so the picture never changes: a full scan every two seconds (6 samples), not every second.
+    assert.deepEqual(samples.flatMap((s, i) => (s.scanned ? [i] : [])), [0, 2 * second, 4 * second]);
+    assert.equal(counts.fullScans, 3);
+    const carried = samples.filter((s) => !s.scanned && s.verified === 0);
+    assert.equal(counts.carried, carried.length);
+    assert.ok(carried.length >= 8, `${carried.length} of ${samples.length} samples carried`);
+    // A carried box is the box last verified, to the pixel.
+    samples.forEach((s, i) => {
+      if (i > 0 && !s.scanned && s.verified === 0) assert.deepEqual(s.faces[0], samples[i - 1]!.faces[0]);
+    });
+    assert.ok(near(centre(samples[0]!.faces[0]!), [460, 210], 20));
+  });
+
+  it('runs the model on every sample of a moving face', async () => {
+    // ~3 px a frame, 25 px between samples: a fifth of the face's size.
+    const { samples, counts } = await scanClip(faceOver('face-crossing.mp4', '40+75*t'));
+    assert.equal(counts.carried, 0);
+    for (const s of samples) {
+      assert.equal(s.faces.length, 1, `${s.time} s`);
+      assert.ok(near(centre(s.faces[0]!), [100 + 75 * s.time, 210], 20), `${s.time} s: face at ${centre(s.faces[0]!)}`);
+    }
+  });
+
+  it('finds a face that appears in a picture counted as unchanged within two seconds', async () => {
+    // With the change test switched off, only the two-second scans can find the face that appears at 1.5 s.
+    const clip = faceAppears();
+    const quiet = await scanClip(clip, { pictureChange: Infinity });
+    const first = quiet.samples.find((s) => s.faces.length > 0)!.time;
+    assert.ok(first >= 1.5 && first <= 3.5 + 1e-6, `found at ${first} s (appears at 1.5 s)`);
+    // With the change test (the default), the face's arrival brings the next scan forward to a second after the last.
+    const changed = await scanClip(clip);
+    const found = changed.samples.find((s) => s.faces.length > 0)!.time;
+    assert.ok(found >= 1.5 && found <= 2.5 + 1e-6, `found at ${found} s`);
+    assert.ok(found < first, `the change test made no difference (${found} s against ${first} s)`);
   });
 });
 

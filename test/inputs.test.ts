@@ -4,7 +4,9 @@ import { copyFileSync, existsSync, readdirSync, readFileSync, rmSync, writeFileS
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { ANALYZE_DEFAULTS, compare, COMPARE_DEFAULTS, encode, ENCODE_DEFAULTS } from '../src/index.js';
-import { CLI, cli, fixture, ROOT, SAMPLE, workDir } from './helpers.js';
+import { compactFields, parseCompactStream, probeVideo } from '../src/media/probe.js';
+import { resolveBinaries } from '../src/media/binaries.js';
+import { CLI, cli, ffprobeJson, fixture, frameTimes, ROOT, SAMPLE, workDir } from './helpers.js';
 
 /**
  * Hostile inputs and the CLI's words: things that are not videos are refused by every command with
@@ -148,5 +150,35 @@ describe('start-up', () => {
     const cmp = imports(['compare', clip, '-o', join(dir, 'out-report'), '--crf', '30']);
     assert.ok(cmp.has('vega') && cmp.has('sharp'), 'compare should load the report code (the hook works)');
     rmSync(join(dir, 'out-startup.mp4'), { force: true });
+  });
+});
+
+describe('probe (one ffprobe run for streams and packets)', () => {
+  it('reads compact lines as the JSON writer would shape them: escapes, tags, dispositions, side data', () => {
+    const line = 'stream|index=1|codec_name=h264|codec_type=video|width=320|height=240|nb_frames=N/A|disposition:attached_pic=0|tag:title=a\\|b\\\\c\\nd|side_data|side_data_type=Display Matrix|displaymatrix=\\n0: 1 2\\n|rotation=-90';
+    assert.deepEqual(compactFields('a|b\\|c|d\\\\|'), ['a', 'b|c', 'd\\', '']);
+    assert.deepEqual(parseCompactStream(compactFields(line)), {
+      index: 1, codec_name: 'h264', codec_type: 'video', width: 320, height: 240,
+      disposition: { attached_pic: 0 }, tags: { title: 'a|b\\c\nd' },
+      side_data_list: [{ side_data_type: 'Display Matrix', displaymatrix: '\n0: 1 2\n', rotation: -90 }],
+    });
+  });
+
+  it('describes a rotated MOV with audio, subtitles and a tag full of separators as ffprobe does', async () => {
+    const base = fixture(dir, 'probe-base.mov', (out) => [
+      '-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=25:duration=1', '-f', 'lavfi', '-i', 'sine=duration=1.2',
+      '-c:v', 'libx264', '-preset', 'ultrafast', '-c:a', 'aac', '-metadata:s:v', 'title=left|right\\back', out]);
+    const srt = join(dir, 'probe.srt');
+    writeFileSync(srt, '1\n00:00:00,000 --> 00:00:00,500\nhi | there\n');
+    const mov = fixture(dir, 'probe-rotated.mov', (out) => ['-i', base, '-i', srt, '-map', '0', '-map', '1', '-c', 'copy', '-c:s', 'mov_text', '-metadata:s:v', 'rotate=90', out]);
+    const info = await probeVideo(mov, resolveBinaries());
+    const streams = (ffprobeJson(mov, ['-show_streams']) as { streams: { codec_type: string; codec_name: string; index: number }[] }).streams;
+    assert.equal(info.rotation, 270);
+    assert.equal(info.codec, 'h264');
+    assert.deepEqual(info.tracks, streams.filter((t) => t.codec_type !== 'video').map((t) => ({ index: t.index, type: t.codec_type, codec: t.codec_name })));
+    assert.deepEqual(info.streams, { audio: 1, subtitle: 1, other: 0 });
+    const times = frameTimes(mov);
+    assert.equal(info.frameCount, times.length);
+    info.frameTimes.forEach((t, i) => assert.ok(Math.abs(t - (times[i]! - times[0]!)) < 1e-6, `frame ${i}`));
   });
 });

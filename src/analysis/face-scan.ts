@@ -1,5 +1,5 @@
 import { iou, weightedNms, type Box, type ScoredBox } from './boxes.js';
-import { sceneDistance, type Window } from './image.js';
+import { facePatch, largestCellChange, meanAbsDiff, sceneDistance, type Window } from './image.js';
 
 /**
  * The one detection pipeline every face model plugs into. A model supplies two operations:
@@ -8,9 +8,10 @@ import { sceneDistance, type Window } from './image.js';
  *  - verify: each candidate seen up close, so the face fills the model's input: the best face
  *    centred inside it, with a confidence that separates faces from texture.
  * On top of them, FaceScanner decides per sample how much looking is needed: a full scan (propose
- * then verify) at the start, after a scene change, when a followed face is lost and every
- * `scanEvery` samples; between those, a follow pass that only re-finds each known face in a
- * window around where its motion predicts it (one verify call per face).
+ * then verify) at the start, after a scene change, when a followed face is lost, after `scanEvery`
+ * samples when the picture changed and after `quietScanEvery` in any case; between those, a follow
+ * pass that only re-finds each known face in a window around where its motion predicts it (one
+ * verify call per face), and carries a face that has not moved forward without any call.
  */
 export interface FaceFrame {
   rgb: Uint8Array;
@@ -64,8 +65,25 @@ export function touchesInnerEdge(d: Box, win: Window, width: number, height: num
 }
 
 export interface ScanPolicy {
-  /** Samples from one full scan to the next at most (analysis sets it to a second's worth). */
+  /**
+   * Samples from one full scan to the next while the picture changes away from the known faces
+   * (analysis sets it to a second's worth).
+   */
   scanEvery: number;
+  /** Samples from one full scan to the next at most while it does not (analysis: two seconds' worth). */
+  quietScanEvery: number;
+  /**
+   * Change of one 32×18 thumbnail cell (0–255) since the last full scan, away from the known faces,
+   * from which the picture counts as changed (something may have appeared): the next scan comes
+   * after scanEvery samples rather than quietScanEvery.
+   */
+  pictureChange: number;
+  /**
+   * Mean absolute difference (0–255) between a followed face's grey patch (image.ts facePatch) now
+   * and when it was last verified, below which the face has not moved: its box is carried forward
+   * without running the model. A full scan verifies every face again.
+   */
+  stillFace: number;
   /**
    * Distance (image.ts sceneDistance: mean absolute difference 0–255 of grey thumbnails, camera
    * motion allowed for) between consecutive samples above which the scene has changed (a cut, a
@@ -79,10 +97,14 @@ export interface ScanCounts {
   fullScans: number;
   /** Samples that got only a follow pass. */
   followPasses: number;
+  /** Faces carried forward unchanged because they had not moved (no model run for them). */
+  carried: number;
 }
 
 interface Followed extends ScoredBox {
+  /** The sample where the face was last verified, and its grey patch there. */
   frame: number;
+  patch: Float32Array;
   /** Velocity of the box centre, pixels per frame. */
   vx: number;
   vy: number;
@@ -123,10 +145,12 @@ function plausible(found: Box, face: Followed, window: Box): boolean {
  * miss. Faces that a follow pass re-found are not verified again by that scan: only new ones are.
  */
 export class FaceScanner {
-  readonly counts: ScanCounts = { fullScans: 0, followPasses: 0 };
+  readonly counts: ScanCounts = { fullScans: 0, followPasses: 0, carried: 0 };
   private followed: Followed[] = [];
   private sinceScan = Infinity;
   private thumb: Float32Array | undefined;
+  /** The thumbnail of the last full scan, to tell whether anything changed since. */
+  private scanThumb: Float32Array | undefined;
 
   constructor(
     private readonly model: FaceModel,
@@ -139,37 +163,53 @@ export class FaceScanner {
     const { thumb } = frame;
     const sceneChanged = !this.thumb || sceneDistance(thumb, this.thumb) > this.policy.sceneChange;
     this.thumb = thumb;
+    this.sinceScan++;
+    // A full scan is due after scanEvery samples if the picture changed away from the known faces
+    // since the last one (something may have come in), after quietScanEvery samples in any case.
+    const due = sceneChanged || this.sinceScan >= this.policy.quietScanEvery || (this.sinceScan >= this.policy.scanEvery && this.pictureChanged(frame));
 
     const refound: Followed[] = [];
     let lost = false;
     if (this.followed.length > 0 && !sceneChanged) {
-      const windows = this.followed.map((f) => followWindow(f, frame.index));
-      const found = await this.model.verify(frame, windows);
-      this.followed.forEach((face, i) => {
-        const d = found[i];
+      // A face whose patch has not changed since it was verified is where it was: no model run.
+      // On a full scan every face is verified again, so a carried box lasts one scan interval at most.
+      const patches = this.followed.map((f) => (due ? undefined : facePatch(frame, f)));
+      const moving = this.followed.filter((f, i) => !(patches[i] && meanAbsDiff(patches[i], f.patch) <= this.policy.stillFace));
+      const windows = moving.map((f) => followWindow(f, frame.index));
+      const found = moving.length > 0 ? await this.model.verify(frame, windows) : [];
+      this.followed.forEach((face) => {
+        const m = moving.indexOf(face);
+        if (m < 0) {
+          this.counts.carried++;
+          refound.push(face);
+          return;
+        }
+        const d = found[m];
         // Two followed faces that converge on one face (people crossing) keep one box: the other is lost.
-        const ok = d !== undefined && d.score >= this.minScore && plausible(d, face, windows[i]!) && !refound.some((r) => iou(r, d) > NMS_IOU);
-        if (ok) refound.push(withVelocity(d, face, frame.index));
+        const ok = d !== undefined && d.score >= this.minScore && plausible(d, face, windows[m]!) && !refound.some((r) => iou(r, d) > NMS_IOU);
+        if (ok) refound.push(withVelocity(d, face, frame.index, facePatch(frame, d)));
         else lost = true;
       });
     }
 
     // With no face known, the samples between scans need no look at all.
-    const scan = sceneChanged || lost || ++this.sinceScan >= this.policy.scanEvery;
+    const scan = due || lost;
     let faces: Followed[] = refound;
     if (scan) {
       this.counts.fullScans++;
       this.sinceScan = 0;
+      this.scanThumb = thumb;
       // Candidates on a face the follow pass already confirmed need no second look.
       const candidates = (await this.model.propose(frame)).filter((c) => !refound.some((r) => iou(r, c) > NMS_IOU || inside(centre(c), r)));
       const verified = (await this.model.verify(frame, candidates)).filter((d): d is ScoredBox => d !== undefined && d.score >= this.minScore);
       const fresh = weightedNms(verified, NMS_IOU)
         .filter((d) => !refound.some((r) => iou(r, d) > NMS_IOU))
-        .map((d) => {
+        .map((d): Followed => {
           // A face the scan re-found after the follow pass lost it (it moved faster than predicted)
           // gets its velocity from where it was, so the next follow pass looks in the right place.
           const previous = sceneChanged ? undefined : nearestFollowed(d, this.followed, frame.index);
-          return previous ? withVelocity(d, previous, frame.index) : { ...d, frame: frame.index, vx: 0, vy: 0 };
+          const patch = facePatch(frame, d);
+          return previous ? withVelocity(d, previous, frame.index, patch) : { ...d, frame: frame.index, vx: 0, vy: 0, patch };
         });
       faces = [...refound, ...fresh];
     } else {
@@ -177,6 +217,14 @@ export class FaceScanner {
     }
     this.followed = faces;
     return faces.map(({ x, y, w, h, score }) => ({ x, y, w, h, score })).sort((a, b) => b.score - a.score);
+  }
+
+  /** Whether some thumbnail cell away from the followed faces changed by more than pictureChange since the last full scan. */
+  private pictureChanged(frame: FaceFrame & { thumb: Float32Array }): boolean {
+    if (!this.scanThumb) return true;
+    // A face's surroundings (hair, shoulders, hands) move with it: a face size around it is left out.
+    const around = this.followed.map((f) => ({ x: f.x - f.w, y: f.y - f.h, w: 3 * f.w, h: 3 * f.h }));
+    return largestCellChange(frame.thumb, this.scanThumb, frame.width, frame.height, around) > this.policy.pictureChange;
   }
 }
 
@@ -208,9 +256,9 @@ function inside([x, y]: readonly [number, number], b: Box): boolean {
   return x >= b.x && x <= b.x + b.w && y >= b.y && y <= b.y + b.h;
 }
 
-function withVelocity(d: ScoredBox, previous: Followed, frame: number): Followed {
+function withVelocity(d: ScoredBox, previous: Followed, frame: number, patch: Float32Array): Followed {
   const dt = Math.max(1, frame - previous.frame);
   const [cx, cy] = centre(d);
   const [px, py] = centre(previous);
-  return { x: d.x, y: d.y, w: d.w, h: d.h, score: d.score, frame, vx: (cx - px) / dt, vy: (cy - py) / dt };
+  return { x: d.x, y: d.y, w: d.w, h: d.h, score: d.score, frame, vx: (cx - px) / dt, vy: (cy - py) / dt, patch };
 }

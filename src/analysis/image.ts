@@ -172,3 +172,57 @@ export function sceneDistance(a: Float32Array, b: Float32Array): number {
   }
   return best;
 }
+
+/** Side of the grey patches that tell a still face from one that moved (facePatch). */
+export const PATCH_SIDE = 8;
+
+/**
+ * A grey PATCH_SIDE² picture of one box of a frame (box-filtered luma, the box widened by a quarter
+ * of its size on every side so that a face moving by a fraction of its size shifts the patch by
+ * whole cells). Scale-free: a 15 px face and a 150 px one give the same-sized patch, so one
+ * threshold on meanAbsDiff tells still from moved at every size. Parts outside the frame read 0.
+ */
+export function facePatch(frame: { rgb: Uint8Array; width: number; height: number }, box: { x: number; y: number; w: number; h: number }): Float32Array {
+  const { rgb, width, height } = frame;
+  const out = new Float32Array(PATCH_SIDE * PATCH_SIDE);
+  const x0 = box.x - box.w / 4;
+  const y0 = box.y - box.h / 4;
+  const cw = (box.w * 1.5) / PATCH_SIDE;
+  const ch = (box.h * 1.5) / PATCH_SIDE;
+  for (let py = 0; py < PATCH_SIDE; py++) {
+    const ya = Math.max(0, Math.floor(y0 + py * ch));
+    const yb = Math.min(height, Math.max(ya + 1, Math.floor(y0 + (py + 1) * ch)));
+    for (let px = 0; px < PATCH_SIDE; px++) {
+      const xa = Math.max(0, Math.floor(x0 + px * cw));
+      const xb = Math.min(width, Math.max(xa + 1, Math.floor(x0 + (px + 1) * cw)));
+      let sum = 0;
+      let n = 0;
+      for (let y = ya; y < yb; y++) {
+        let i = (y * width + xa) * 3;
+        for (let x = xa; x < xb; x++, i += 3) sum += 0.299 * rgb[i]! + 0.587 * rgb[i + 1]! + 0.114 * rgb[i + 2]!;
+        n += xb - xa;
+      }
+      out[py * PATCH_SIDE + px] = n > 0 ? sum / n : 0;
+    }
+  }
+  return out;
+}
+
+/**
+ * The largest change of one thumbnail cell (0–255) between two thumbnails of frames `width`×`height`,
+ * leaving out the cells any of `ignore` (boxes in frame pixels) touches: how much the picture
+ * changed away from the faces already known.
+ */
+export function largestCellChange(a: Float32Array, b: Float32Array, width: number, height: number, ignore: readonly { x: number; y: number; w: number; h: number }[]): number {
+  const skip = new Uint8Array(THUMB_W * THUMB_H);
+  for (const box of ignore) {
+    const cx0 = Math.max(0, Math.floor((box.x * THUMB_W) / width));
+    const cx1 = Math.min(THUMB_W - 1, Math.floor(((box.x + box.w) * THUMB_W) / width));
+    const cy0 = Math.max(0, Math.floor((box.y * THUMB_H) / height));
+    const cy1 = Math.min(THUMB_H - 1, Math.floor(((box.y + box.h) * THUMB_H) / height));
+    for (let y = cy0; y <= cy1; y++) for (let x = cx0; x <= cx1; x++) skip[y * THUMB_W + x] = 1;
+  }
+  let largest = 0;
+  for (let i = 0; i < a.length; i++) if (!skip[i]) largest = Math.max(largest, Math.abs(a[i]! - b[i]!));
+  return largest;
+}

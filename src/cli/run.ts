@@ -61,7 +61,7 @@ export function runAnalyze(argv: Record<string, unknown>): Promise<void> {
     const { checkOutputPath, withScratchDir, writeAtomically } = await import('../media/output-file.js');
     if (output) await checkOutputPath(output, { force: Boolean(argv.force), inputs: [input], what: 'plan' });
     if (debugVideo) await checkOutputPath(debugVideo, { force: Boolean(argv.force), inputs: [input], what: 'debug video' });
-    const [{ analyze }, { planToJson }, { writeFile }] = await Promise.all([import('../analysis/analyze.js'), import('../plan.js'), import('node:fs/promises')]);
+    const [{ analyze }, { planToJson }, { writeFile }] = await Promise.all([import('../analysis/analyze.js'), import('../plan-file.js'), import('node:fs/promises')]);
     const ffmpegPath = argv.ffmpeg as string | undefined;
     const plan = await analyze(input, { ...analysisArgs(argv), signal, onProgress: display.listener });
     if (debugVideo) {

@@ -1,4 +1,4 @@
-import { stat } from 'node:fs/promises';
+import { statSync, type Stats } from 'node:fs';
 import { RoiError } from '../errors.js';
 import { lastErrorLine, run } from './process.js';
 import type { Binaries } from './binaries.js';
@@ -76,7 +76,10 @@ function normaliseRotation(value: number): 0 | 90 | 180 | 270 {
 }
 
 export async function probeVideo(path: string, bins: Binaries, signal?: AbortSignal): Promise<VideoInfo> {
-  const info = await stat(path).catch(() => undefined);
+  // Synchronous up to the ffprobe spawns: model loading started just before or after this call
+  // (onnxruntime creates sessions on the main thread, ~50 ms a model, from a setImmediate) then
+  // overlaps the probe instead of delaying its start, as an awaited stat let it do.
+  const info = statOrUndefined(path);
   if (!info) {
     const pattern = /%\d*d/.test(path) ? ' (roi-encoder reads one video file; image sequences are not supported)' : '';
     throw new RoiError('INPUT_NOT_FOUND', `input not found: ${path}${pattern}`);
@@ -84,31 +87,46 @@ export async function probeVideo(path: string, bins: Binaries, signal?: AbortSig
   if (!info.isFile()) throw new RoiError('INPUT_NOT_FILE', `input is not a file: ${path}`);
   if (info.size === 0) throw new RoiError('INPUT_EMPTY', `input is empty: ${path}`);
 
-  let header: { streams?: FfprobeStream[]; format?: { format_name?: string; duration?: string } };
+  // Keyframe sizes matter only for some codecs, known once the probe has run: they are read at the
+  // same time (from the first video stream) and that reading is stopped if they are not needed, so
+  // a probe costs one ffprobe run of wall time rather than two in a row.
+  const stopSizes = new AbortController();
+  const stop = () => stopSizes.abort();
+  signal?.addEventListener('abort', stop, { once: true });
+  const early = readKeyframeSizes(path, 'V:0', bins, stopSizes.signal).catch(() => undefined);
   try {
-    const { stdout } = await run(bins.ffprobe, ['-v', 'error', '-show_format', '-show_streams', '-of', 'json', '-i', path], { signal, what: 'probing input' });
-    header = JSON.parse(stdout) as typeof header;
-  } catch (error) {
-    if (error instanceof ProcessError) {
-      throw new RoiError('INPUT_UNREADABLE', `not a readable video file: ${path} (${lastErrorLine(error.stderrTail)})`);
+    const { streams, formatName, packets } = await readStreamsAndPackets(path, bins, signal);
+    const video = streams.find((s) => s.codec_type === 'video' && !s.disposition?.attached_pic);
+    refuseNonVideoDemuxer(path, formatName, video?.codec_name);
+    if (streams.length > 0 && streams.every((s) => s.codec_type === 'subtitle')) {
+      throw new RoiError('NO_VIDEO_STREAM', `input is a subtitle file (ffmpeg reads it as ${formatName}), not a video: ${path}`);
     }
-    throw error;
+    if (!video || !video.width || !video.height) {
+      throw new RoiError('NO_VIDEO_STREAM', `input has no video stream: ${path} (${describeStreams(formatName, streams)})`);
+    }
+    let sizes: KeyframeSize[] = [];
+    if (MID_STREAM_CHANGES.has(video.codec_name ?? '')) {
+      const read = await early;
+      // V:0 is the first video stream that is not a cover picture, as `video` is; checked all the same.
+      sizes = read && read.every((k) => k.stream === video.index) ? read : await readKeyframeSizes(path, String(video.index), bins, signal);
+    }
+    return describeVideo(path, video as FfprobeStream & { width: number; height: number }, streams, formatName, (packets.get(video.index) ?? new PacketScanner()).finish(video), sizes);
+  } finally {
+    stop();
+    signal?.removeEventListener('abort', stop);
   }
-  const streams = header.streams ?? [];
-  const formatName = header.format?.format_name ?? 'unknown';
-  const video = streams.find((s) => s.codec_type === 'video' && !s.disposition?.attached_pic);
-  refuseNonVideoDemuxer(path, formatName, video?.codec_name);
-  if (streams.length > 0 && streams.every((s) => s.codec_type === 'subtitle')) {
-    throw new RoiError('NO_VIDEO_STREAM', `input is a subtitle file (ffmpeg reads it as ${formatName}), not a video: ${path}`);
-  }
-  if (!video || !video.width || !video.height) {
-    throw new RoiError('NO_VIDEO_STREAM', `input has no video stream: ${path} (${describeStreams(formatName, streams)})`);
-  }
+}
 
-  const [scan, sizes] = await Promise.all([
-    readFrameTimes(path, video, bins, signal),
-    MID_STREAM_CHANGES.has(video.codec_name ?? '') ? readKeyframeSizes(path, video, bins, signal) : Promise.resolve([]),
-  ]);
+function statOrUndefined(path: string): Stats | undefined {
+  try {
+    return statSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The checks on what the probe read, and the VideoInfo it describes. */
+function describeVideo(path: string, video: FfprobeStream & { width: number; height: number }, streams: FfprobeStream[], formatName: string, scan: PacketScan, sizes: KeyframeSize[]): VideoInfo {
   const times = scan.times;
   if (times.length === 0) throw new RoiError('INPUT_UNREADABLE', `input has no decodable video frames: ${path}`);
   if (isStillImage(formatName, video.codec_name, times.length)) {
@@ -244,63 +262,156 @@ interface PacketScan {
 
 /**
  * Presentation timestamps (in the stream's time base) of the frames the decoder will output, in
- * order. Read from packets, which needs no decoding: pts sorted ascending, without packets the
- * demuxer marks as discard (edit-list pre-roll), falling back to dts and then to the nominal rate
- * when a stream has no pts. Decode timestamps must rise; where they fall, two recordings were joined.
+ * order, from one stream's packets, which needs no decoding: pts sorted ascending, without packets
+ * the demuxer marks as discard (edit-list pre-roll), falling back to dts and then to the nominal
+ * rate when a stream has no pts. Decode timestamps must rise; where they fall, two recordings were joined.
  */
-async function readFrameTimes(path: string, video: FfprobeStream, bins: Binaries, signal?: AbortSignal): Promise<PacketScan> {
-  const tb = parseRational(video.time_base) || 1 / 90000;
-  const nominal = parseRational(video.avg_frame_rate) || parseRational(video.r_frame_rate) || 25;
-  const times: number[] = [];
-  let missing = 0;
-  let keyframes = 0;
-  let packet = 0;
-  let lastDts = -Infinity;
-  let jump: PacketScan['jump'];
-  await run(
-    bins.ffprobe,
-    ['-v', 'error', '-select_streams', `${video.index}`, '-show_entries', 'packet=pts,dts,flags', '-of', 'compact=p=0', '-i', path],
-    {
-      signal,
-      what: 'reading frame timestamps',
-      onStdoutLine: (line) => {
-        if (!line) return;
-        const fields = Object.fromEntries(line.split('|').map((kv) => kv.split('=') as [string, string]));
-        packet++;
-        const dts = fields.dts !== undefined && fields.dts !== 'N/A' ? Number(fields.dts) : NaN;
-        if (Number.isFinite(dts)) {
-          if (dts < lastDts && !jump) jump = { packet, from: lastDts, to: dts };
-          lastDts = Math.max(lastDts, dts);
-        }
-        if (fields.flags?.includes('D')) return;
-        if (fields.flags?.includes('K')) keyframes++;
-        const ts = fields.pts !== undefined && fields.pts !== 'N/A' ? Number(fields.pts) : dts;
-        if (Number.isFinite(ts)) times.push(ts);
-        else missing++;
-      },
-    },
-  ).catch((error: unknown) => {
-    if (error instanceof ProcessError) {
-      throw new RoiError('INPUT_UNREADABLE', `cannot read video packets of ${path} (${lastErrorLine(error.stderrTail)})`);
+class PacketScanner {
+  private readonly times: number[] = [];
+  private missing = 0;
+  private keyframes = 0;
+  private packet = 0;
+  private lastDts = -Infinity;
+  private jump: PacketScan['jump'];
+
+  add(pts: string | undefined, dts: string | undefined, flags: string | undefined): void {
+    this.packet++;
+    const d = dts !== undefined && dts !== 'N/A' ? Number(dts) : NaN;
+    if (Number.isFinite(d)) {
+      if (d < this.lastDts && !this.jump) this.jump = { packet: this.packet, from: this.lastDts, to: d };
+      this.lastDts = Math.max(this.lastDts, d);
     }
-    throw error;
-  });
-  if (missing > 0) {
-    // Elementary streams (raw .h264/.hevc) carry no timestamps: frames are evenly spaced.
-    return { times: Array.from({ length: times.length + missing }, (_, i) => i / nominal / tb), missing, keyframes };
+    if (flags?.includes('D')) return;
+    if (flags?.includes('K')) this.keyframes++;
+    const ts = pts !== undefined && pts !== 'N/A' ? Number(pts) : d;
+    if (Number.isFinite(ts)) this.times.push(ts);
+    else this.missing++;
   }
-  return { times: times.sort((a, b) => a - b), missing, keyframes, ...(jump ? { jump } : {}) };
+
+  finish(video: FfprobeStream): PacketScan {
+    const { times, missing, keyframes, jump } = this;
+    if (missing > 0) {
+      // Elementary streams (raw .h264/.hevc) carry no timestamps: frames are evenly spaced.
+      const tb = parseRational(video.time_base) || 1 / 90000;
+      const nominal = parseRational(video.avg_frame_rate) || parseRational(video.r_frame_rate) || 25;
+      return { times: Array.from({ length: times.length + missing }, (_, i) => i / nominal / tb), missing, keyframes };
+    }
+    return { times: times.sort((a, b) => a - b), missing, keyframes, ...(jump ? { jump } : {}) };
+  }
 }
 
 /**
- * Sizes of the keyframes (the only frames where a stream can change size), decoding nothing else.
- * Only for codecs whose streams can carry a new sequence header mid-stream.
+ * The fields of one line of ffprobe's compact output ("section|key=value|…"; the separator, the
+ * backslash and line breaks inside values are escaped with a backslash), in order.
  */
-async function readKeyframeSizes(path: string, video: FfprobeStream, bins: Binaries, signal?: AbortSignal): Promise<{ width: number; height: number; seconds: number }[]> {
-  const sizes: { width: number; height: number; seconds: number }[] = [];
+export function compactFields(line: string): string[] {
+  const fields: string[] = [];
+  let field = '';
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i]!;
+    if (c === '\\' && i + 1 < line.length) {
+      const next = line[++i]!;
+      field += next === 'n' ? '\n' : next === 'r' ? '\r' : next === 't' ? '\t' : next;
+    } else if (c === '|') {
+      fields.push(field);
+      field = '';
+    } else {
+      field += c;
+    }
+  }
+  fields.push(field);
+  return fields;
+}
+
+const NUMERIC_STREAM_FIELDS = new Set(['index', 'width', 'height']);
+
+/** A `stream|…` line of compact output as the JSON writer would have shaped it (dispositions, tags and side data nested). */
+export function parseCompactStream(fields: string[]): FfprobeStream {
+  const stream: Record<string, unknown> & { disposition: Record<string, number>; tags: Record<string, string> } = { index: -1, disposition: {}, tags: {} };
+  const sideData: Record<string, unknown>[] = [];
+  for (const field of fields.slice(1)) {
+    if (field === 'side_data') {
+      sideData.push({});
+      continue;
+    }
+    const eq = field.indexOf('=');
+    if (eq < 0) continue;
+    const key = field.slice(0, eq);
+    const value = field.slice(eq + 1);
+    if (value === 'N/A') continue;
+    const current = sideData[sideData.length - 1];
+    if (key.startsWith('disposition:')) stream.disposition[key.slice(12)] = Number(value);
+    else if (key.startsWith('tag:')) stream.tags[key.slice(4)] = value;
+    else if (current) current[key] = key === 'rotation' ? Number(value) : value;
+    else stream[key] = NUMERIC_STREAM_FIELDS.has(key) ? Number(value) : value;
+  }
+  if (sideData.length > 0) stream.side_data_list = sideData;
+  return stream as unknown as FfprobeStream;
+}
+
+/**
+ * One ffprobe run for everything the probe reads without decoding: the container's format, every
+ * stream's header and every packet's timestamps and flags, in compact output (one line per packet,
+ * then per stream, then the format). Packets are scanned per stream as they arrive, since which
+ * stream is the video is only known from the stream lines at the end.
+ */
+async function readStreamsAndPackets(path: string, bins: Binaries, signal?: AbortSignal): Promise<{ streams: FfprobeStream[]; formatName: string; packets: Map<number, PacketScanner> }> {
+  const streams: FfprobeStream[] = [];
+  const packets = new Map<number, PacketScanner>();
+  let formatName = 'unknown';
+  try {
+    await run(bins.ffprobe, ['-v', 'error', '-show_format', '-show_streams', '-show_entries', 'packet=stream_index,pts,dts,flags', '-of', 'compact', '-i', path], {
+      signal,
+      what: 'probing input',
+      onStdoutLine: (line) => {
+        if (line.startsWith('packet|')) {
+          // Timestamps and flags never need unescaping; any side data comes after them.
+          let index: number | undefined, pts: string | undefined, dts: string | undefined, flags: string | undefined;
+          for (const field of line.split('|')) {
+            if (field.startsWith('stream_index=')) index = Number(field.slice(13));
+            else if (field.startsWith('pts=')) pts = field.slice(4);
+            else if (field.startsWith('dts=')) dts = field.slice(4);
+            else if (field.startsWith('flags=')) flags = field.slice(6);
+            else if (field === 'side_data') break;
+          }
+          if (index === undefined) return;
+          let scanner = packets.get(index);
+          if (!scanner) packets.set(index, (scanner = new PacketScanner()));
+          scanner.add(pts, dts, flags);
+        } else if (line.startsWith('stream|')) {
+          streams.push(parseCompactStream(compactFields(line)));
+        } else if (line.startsWith('format|')) {
+          const name = compactFields(line).find((f) => f.startsWith('format_name='));
+          if (name) formatName = name.slice(12);
+        }
+      },
+    });
+  } catch (error) {
+    if (error instanceof ProcessError) {
+      throw new RoiError('INPUT_UNREADABLE', `not a readable video file: ${path} (${lastErrorLine(error.stderrTail)})`);
+    }
+    throw error;
+  }
+  return { streams, formatName, packets };
+}
+
+interface KeyframeSize {
+  stream: number;
+  width: number;
+  height: number;
+  seconds: number;
+}
+
+/**
+ * Sizes of the keyframes (the only frames where a stream can change size) of one video stream
+ * (an ffprobe stream specifier), decoding nothing else. Only for codecs whose streams can carry a
+ * new sequence header mid-stream.
+ */
+async function readKeyframeSizes(path: string, stream: string, bins: Binaries, signal?: AbortSignal): Promise<KeyframeSize[]> {
+  const sizes: KeyframeSize[] = [];
   await run(
     bins.ffprobe,
-    ['-v', 'error', '-select_streams', `${video.index}`, '-skip_frame', 'nokey', '-show_entries', 'frame=width,height,best_effort_timestamp_time', '-of', 'compact=p=0', '-i', path],
+    ['-v', 'error', '-select_streams', stream, '-skip_frame', 'nokey', '-show_entries', 'frame=stream_index,width,height,best_effort_timestamp_time', '-of', 'compact=p=0', '-i', path],
     {
       signal,
       what: 'reading keyframe sizes',
@@ -309,7 +420,7 @@ async function readKeyframeSizes(path: string, video: FfprobeStream, bins: Binar
         const fields = Object.fromEntries(line.split('|').map((kv) => kv.split('=') as [string, string]));
         const width = Number(fields.width);
         const height = Number(fields.height);
-        if (width > 0 && height > 0) sizes.push({ width, height, seconds: Number(fields.best_effort_timestamp_time) || 0 });
+        if (width > 0 && height > 0) sizes.push({ stream: Number(fields.stream_index), width, height, seconds: Number(fields.best_effort_timestamp_time) || 0 });
       },
     },
   ).catch((error: unknown) => {
