@@ -26,7 +26,7 @@ export async function benchMatch(clips: { name: string; file: string }[], out: s
     const [, uniformSeconds] = timedCli([clip.file, '-o', uniformFile, '--roi', 'none', '--crf', String(crf), '--force', '--json']);
     const [stdout, matchSeconds] = timedCli([clip.file, '-o', matchFile, '--match-crf', String(crf), '--force', '--json']);
     const done = stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).find((e) => e.type === 'done')!;
-    const target = done.target as { crf: number; sampleTries: number; corrected: boolean; reference: { facePsnr: number }; predicted: { sizeRatio: number }; samples: { share: number } };
+    const target = done.target as { crf: number; sampleTries: number; corrected: boolean; reference: { facePsnr: number }; predicted: { sizeRatio: number }; samples: { share: number }; seconds: Record<'analysis' | 'search' | 'encode' | 'measure', number> };
     const plan = await analyze(clip.file);
     const [qu, qm] = [await measureQuality(clip.file, uniformFile, plan, bins), await measureQuality(clip.file, matchFile, plan, bins)];
     const [bu, bm] = [(await videoStreamBytes(uniformFile, bins)).bytes, (await videoStreamBytes(matchFile, bins)).bytes];
@@ -47,6 +47,11 @@ export async function benchMatch(clips: { name: string; file: string }[], out: s
       'uniform s': round(uniformSeconds),
       'match s': round(matchSeconds),
       'time ratio': round(matchSeconds / uniformSeconds),
+      // The match run's phases (wall seconds): analysis, sample search, final encode, whole-output face measurement.
+      'analysis s': target.seconds.analysis,
+      'search s': target.seconds.search,
+      'encode s': target.seconds.encode,
+      'measure s': target.seconds.measure,
     });
   }
   return rows;

@@ -5,6 +5,7 @@ import { describe, it } from 'node:test';
 import { analyze, encode, measureQuality, MAX_SAMPLE_TRIES, TARGET_TOLERANCE_DB, type Plan } from '../src/index.js';
 import { chooseStretches, samplePlans } from '../src/encode/target.js';
 import { resolveBinaries } from '../src/media/binaries.js';
+import { faceRegions, measureFaces } from '../src/report/metrics.js';
 import { videoStreamBytes } from '../src/media/probe.js';
 import { cli, fixture, MEDIA, SAMPLE, workDir } from './helpers.js';
 
@@ -31,6 +32,12 @@ describe('face-quality target', () => {
     const qRef = await measureQuality(clip, ref.output, p, bins);
     const qOut = await measureQuality(clip, out, p, bins);
     assert.ok(Math.abs(qOut.facePsnr - t.facePsnr) < 1e-9, 'the reported face PSNR is the whole output\'s');
+    // The faces-only measurement the search and the check use gives measureQuality's face figures.
+    const faces = await measureFaces(clip, out, p, bins);
+    assert.ok(Math.abs(faces.facePsnr - qOut.facePsnr) < 1e-9 && Math.abs(faces.facePsnrY - qOut.facePsnrY) < 1e-9, `faces-only ${faces.facePsnr} vs ${qOut.facePsnr}`);
+    assert.ok(Math.abs(faces.faceSsim - qOut.faceSsim) < 1e-9, `faces-only SSIM ${faces.faceSsim} vs ${qOut.faceSsim}`);
+    assert.equal(faces.frames, qOut.frames);
+    faces.facePsnrPerFrame.forEach((v, i) => assert.ok(Object.is(v, qOut.facePsnrPerFrame[i]) || Math.abs(v - qOut.facePsnrPerFrame[i]!) < 1e-9, `frame ${i}`));
     const diff = qOut.facePsnr - qRef.facePsnr;
     assert.ok(diff >= -TARGET_TOLERANCE_DB, `faces ${qOut.facePsnr.toFixed(2)} dB vs reference ${qRef.facePsnr.toFixed(2)} dB (${diff.toFixed(2)})`);
     const [outBytes, refBytes] = [(await videoStreamBytes(out, bins)).bytes, (await videoStreamBytes(ref.output, bins)).bytes];
@@ -75,6 +82,14 @@ describe('face-quality target', () => {
       [{ matchCrf: 23, roi: 'none' }, /for roi but received 'none'/],
     ];
     for (const [options, message] of cases) await assert.rejects(encode('missing-input.mp4', out, options), message);
+  });
+
+  it('faceRegions: face boxes widened to the 4-pixel SSIM grid, boxes within a block of each other merged, clamped to the frame', () => {
+    assert.deepEqual(faceRegions([{ x: 10.5, y: 21, w: 20, h: 10 }], 640, 360), [{ x0: 8, y0: 20, x1: 32, y1: 32 }]);
+    // Overlapping, and 4 px apart on the grid: one region; far apart: two.
+    assert.deepEqual(faceRegions([{ x: 0, y: 0, w: 16, h: 16 }, { x: 20, y: 8, w: 8, h: 8 }], 640, 360), [{ x0: 0, y0: 0, x1: 28, y1: 16 }]);
+    assert.equal(faceRegions([{ x: 0, y: 0, w: 16, h: 16 }, { x: 200, y: 200, w: 16, h: 16 }], 640, 360).length, 2);
+    assert.deepEqual(faceRegions([{ x: 630, y: 350, w: 30, h: 30 }, { x: 700, y: 0, w: 5, h: 5 }], 642, 362), [{ x0: 628, y0: 348, x1: 642, y1: 362 }]);
   });
 
   it('samples: face-rich stretches with warm-ups, plans that line up with them', async () => {

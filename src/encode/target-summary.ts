@@ -40,7 +40,7 @@ export function targetJson(t: TargetOutcome) {
   };
 }
 
-/** One line: "faces 44.47 dB (measured on the whole output) vs 44.62 dB for uniform CRF 23 (estimated from samples); 38% smaller (estimated from samples); CRF 26.5 after 2 sample tries". */
+/** One line: "faces 44.47 dB (measured on the whole output) vs 44.62 dB for uniform CRF 23 (estimated from samples); 38% smaller (estimated from samples); CRF 26.5 after 1 sample try". */
 export function targetSentence(t: TargetOutcome): string {
   if (!t.applied) return t.notice ?? 'the face-quality target did not apply';
   const faces = `faces ${t.facePsnr.toFixed(2)} dB, SSIM ${t.faceSsim.toFixed(4)} (measured on the whole output)`;
@@ -51,5 +51,5 @@ export function targetSentence(t: TargetOutcome): string {
     ? `; ${Math.abs(Math.round((1 - t.sizeRatio) * 100))}% ${t.sizeRatio <= 1 ? 'smaller' : 'larger'}${t.sizeRatioMeasuredOn === 'whole' ? ' (both measured)' : ` (estimated from samples)`}`
     : '';
   const verdict = t.met ? '' : `; ${(-t.difference).toFixed(2)} dB short of the target, beyond the ${t.tolerance} dB tolerance`;
-  return `${faces}${against}${size}; CRF ${t.crf} after ${t.sampleTries} sample tries${t.corrected ? ' and one correction' : ''}${verdict}`;
+  return `${faces}${against}${size}; CRF ${t.crf} after ${t.sampleTries} sample ${t.sampleTries === 1 ? 'try' : 'tries'}${t.corrected ? ' and one correction' : ''}${verdict}`;
 }

@@ -10,7 +10,7 @@ import { probeVideo, videoStreamBytes } from '../media/probe.js';
 import type { Plan } from '../plan.js';
 import { ProgressMeter, type ProgressListener } from '../progress.js';
 import { crfForValue } from '../report/matching.js';
-import { measureQuality, type QualityResult } from '../report/metrics.js';
+import { measureFaces, type FaceQuality } from '../report/metrics.js';
 import { expectNumber, expectOneOf, invalid } from '../validate.js';
 import { buildEncodeArgs, containerFor, ENCODE_DEFAULTS, planTracks, X265_PRESETS } from './argv.js';
 import { encode, requireEvenSize, resolvePlan, x265Params, type EncodeOptions, type EncodeResult } from './encode.js';
@@ -18,16 +18,19 @@ import { buildRoiFilterGraph, zonesParam } from './filtergraph.js';
 
 /*
  * The face-quality target: `matchCrf` ("faces at least as good as a uniform x265 encode at this CRF,
- * smallest file") and `targetFacePsnr` (dB). Built on encode() and measureQuality():
+ * smallest file") and `targetFacePsnr` (dB). Built on encode() and measureFaces() (measureQuality's
+ * face figures, computed around the faces only):
  *
- * 1. Samples: a few short face-rich stretches chosen from the plan are cut losslessly (FFV1) into one
- *    file, each with a short warm-up before it that is encoded but not measured (a stretch cut out of
- *    its video starts with an intra frame; in the whole encode those frames are predicted).
+ * 1. Samples: a few short face-rich stretches chosen from the plan are cut losslessly (raw frames)
+ *    into one file, each with a short warm-up before it that is encoded but not measured (a stretch
+ *    cut out of its video starts with an intra frame; in the whole encode those frames are predicted).
  * 2. Search on the samples: the uniform encode at the reference CRF (matchCrf) gives the face PSNR to
- *    reach; ROI encodes at candidate CRFs are interpolated in CRF (face PSNR is close to linear in CRF;
- *    the report's bitrate-matching search, crfForValue), at most MAX_SAMPLE_TRIES of them.
- * 3. The final encode at the interpolated (fractional) CRF, then its faces measured on the whole
- *    output. If they miss the target by more than TARGET_TOLERANCE_DB, one corrected encode.
+ *    reach, side by side with one ROI encode at the prior guess; within ONE_TRY_DB of it, the prior
+ *    slope finishes the search. Otherwise further ROI encodes at candidate CRFs are interpolated in CRF
+ *    (face PSNR is close to linear in CRF; the report's bitrate-matching search, crfForValue), at most
+ *    MAX_SAMPLE_TRIES of them.
+ * 3. The final encode at the chosen (fractional) CRF, then its faces measured on the whole output. If
+ *    they miss the target by more than TARGET_TOLERANCE_DB, one corrected encode.
  */
 
 /** Measured face PSNR may fall this far below the target before one corrected encode is made (see README). */
@@ -37,14 +40,21 @@ export const MAX_SAMPLE_TRIES = 3;
 /** A sample try this close to the target ends the search: interpolation does the rest. */
 const SAMPLE_CLOSE_DB = 0.15;
 /**
- * First guesses. Per unit of strength, ROI at CRF N+3 keeps faces about as good as uniform at N (the
- * faces get −4 QP; adaptive quantisation gives some of it back); face PSNR falls ~0.55 dB per CRF step
- * (talking head and dev composite, x265 medium).
+ * matchCrf's first round has one ROI try, at the prior guess; if its faces land within this of the
+ * reference's, the CRF is moved the rest of the way along the prior slope and the search ends. The
+ * slope measured on the dev clips' samples lies within ±0.08 dB per CRF of the prior, so a 0.5 dB
+ * move along it errs by at most ~0.07 dB; a second try costs a sample encode and its measurement.
  */
-const PRIOR_CRF_SHIFT = 3;
+const ONE_TRY_DB = 0.5;
+/**
+ * First guesses. Per unit of strength, ROI at CRF N+3.4 keeps faces about as good as uniform at N
+ * (the faces get −4 QP; adaptive quantisation gives some of it back): the search chose N+3.4, N+2.9
+ * and N+3.9 on the talking head, dev composite and fast pan. Face PSNR falls ~0.55 dB per CRF step
+ * (0.48–0.63 on the talking head, 0.58 on the dev composite, x265 medium).
+ */
+const PRIOR_CRF_SHIFT = 3.4;
 const PRIOR_SLOPE_DB_PER_CRF = -0.55;
-/** The first round's two ROI tries lie this far either side of the prior guess (matchCrf) or of CRF 28 (targetFacePsnr). */
-const FIRST_SPREAD_MATCH = 1.5;
+/** targetFacePsnr's first round: two ROI tries this far either side of CRF 28. */
 const FIRST_SPREAD_TARGET = 4;
 /** A try moves at most this far from the nearest one. */
 const MAX_CRF_STEP = 6;
@@ -53,6 +63,8 @@ const SAMPLE_SECONDS = 1;
 const WARMUP_SECONDS = 0.4;
 const SAMPLE_SHARE = 0.12;
 const MAX_STRETCHES = 4;
+/** The sample file holds raw frames up to this size (scratch disk), FFV1 above. */
+const RAW_SAMPLE_BYTES = 2 ** 31;
 
 export interface FaceTargetOptions {
   /**
@@ -196,7 +208,7 @@ export function chooseStretches(plan: Plan): Stretch[] {
 /**
  * Pure: the plans of the sample file (the stretches one after another, warm-ups included): `encode`
  * has each stretch's segments, zones and detections as in the whole plan, with a scene cut at every
- * join; `judge` is the same without the warm-ups' faces, so measureQuality counts the measured frames'
+ * join; `judge` is the same without the warm-ups' faces, so measureFaces counts the measured frames'
  * faces only.
  */
 export function samplePlans(plan: Plan, stretches: Stretch[], frameTimes: ArrayLike<number>): { encode: Plan; judge: Plan; frames: number } {
@@ -229,15 +241,24 @@ export function samplePlans(plan: Plan, stretches: Stretch[], frameTimes: ArrayL
   return { encode: encodePlan, judge, frames: offset };
 }
 
-/** Cuts the stretches out of the input into one lossless file (FFV1), frames renumbered at a constant rate. */
-async function cutSamples(input: string, file: string, stretches: Stretch[], fps: number, bins: Binaries, signal?: AbortSignal): Promise<void> {
+/**
+ * Cuts the stretches out of the input into one lossless file, frames renumbered at a constant rate:
+ * raw frames (NUT), which every sample encode and measurement reads without decoding (FFV1 cost the
+ * dev composite's search ~1.2 s of CPU per pass over its 35 sample frames), or FFV1 when raw frames
+ * could exceed RAW_SAMPLE_BYTES.
+ */
+async function cutSamples(input: string, dir: string, stretches: Stretch[], info: { width: number; height: number; frameRate: number }, bins: Binaries, signal?: AbortSignal): Promise<string> {
   const select = stretches.map((s) => `between(n,${s.warmStart},${s.end - 1})`).join('+');
   const frames = stretches.reduce((t, s) => t + s.end - s.warmStart, 0);
+  // At most 4 bytes a pixel (up to 4:2:2 at 16 bits).
+  const raw = frames * info.width * info.height * 4 <= RAW_SAMPLE_BYTES;
+  const file = join(dir, raw ? 'samples.nut' : 'samples.mkv');
   await run(bins.ffmpeg, [
     '-hide_banner', '-nostdin', '-nostats', '-loglevel', 'error', '-y', '-noautorotate', '-i', input,
-    '-map', '0:v:0', '-vf', `select='${select}',setpts=N/(${fps}*TB)`, '-frames:v', String(frames),
-    '-fps_mode', 'passthrough', '-c:v', 'ffv1', '-an', '-sn', '-dn', file,
+    '-map', '0:v:0', '-vf', `select='${select}',setpts=N/(${info.frameRate}*TB)`, '-frames:v', String(frames),
+    '-fps_mode', 'passthrough', '-c:v', raw ? 'rawvideo' : 'ffv1', '-an', '-sn', '-dn', file,
   ], { signal, what: 'cutting sample stretches' });
+  return file;
 }
 
 const labelled = (onProgress: ProgressListener | undefined, label: string): ProgressListener | undefined => onProgress && ((e) => onProgress({ ...e, label }));
@@ -324,8 +345,7 @@ export async function encodeToFaceTarget(input: string, output: string, options:
   let referenceSample: { facePsnr: number; faceSsim: number; bytes: number } | undefined;
   const samples = samplePlans(plan, stretches, info.frameTimes);
   const search = await withScratchDir(async (dir) => {
-    const source = join(dir, 'samples.mkv');
-    await cutSamples(input, source, stretches, plan.input.frameRate, bins, signal);
+    const source = await cutSamples(input, dir, stretches, plan.input, bins, signal);
     // Sample encodes straight from the builders: encode()'s probing and checks would cost more than
     // these short encodes themselves.
     const frameTimes = Float64Array.from({ length: samples.frames }, (_, i) => i / plan.input.frameRate);
@@ -348,16 +368,15 @@ export async function encodeToFaceTarget(input: string, output: string, options:
           if (m) meter.update(Number(m[1]));
         },
       });
-      const q = await measureQuality(source, file, samples.judge, bins, { signal, onProgress: progress });
+      const q = await measureFaces(source, file, samples.judge, bins, { signal, onProgress: progress });
       const { size } = await stat(file);
       return { crf, on: 'samples', mode, facePsnr: q.facePsnr, faceSsim: q.faceSsim, bytes: size };
     };
     const roiTries: TargetTry[] = [];
-    // First round, side by side (short encodes leave cores idle): two ROI tries around the prior guess
-    // (matchCrf) or across the usual range (targetFacePsnr), and the uniform reference (matchCrf).
+    // First round, side by side: the uniform reference and one ROI try at the prior guess (matchCrf),
+    // or two ROI tries across the usual range (targetFacePsnr).
     const prior = kind === 'matchCrf' ? target.value + PRIOR_CRF_SHIFT * strength : ENCODE_DEFAULTS.crf;
-    const spread = kind === 'matchCrf' ? FIRST_SPREAD_MATCH : FIRST_SPREAD_TARGET;
-    const firstCrfs = [round1(prior - spread), round1(prior + spread)].filter((c, i, all) => all.indexOf(c) === i);
+    const firstCrfs = kind === 'matchCrf' ? [round1(prior)] : [round1(prior - FIRST_SPREAD_TARGET), round1(prior + FIRST_SPREAD_TARGET)];
     const first = await Promise.all([
       ...(kind === 'matchCrf' ? [sampleEncode('uniform', target.value, `samples: uniform reference at CRF ${target.value}`)] : []),
       ...firstCrfs.map((c, i) => sampleEncode('roi', c, `samples: ROI at CRF ${c} (try ${i + 1} of at most ${MAX_SAMPLE_TRIES})`)),
@@ -383,7 +402,7 @@ export async function encodeToFaceTarget(input: string, output: string, options:
         if (raw >= 51) next = 51;
         const above = roiTries.some((t) => t.facePsnr >= goal);
         const below = roiTries.some((t) => t.facePsnr < goal);
-        const close = Math.abs(nearest.facePsnr - goal) <= SAMPLE_CLOSE_DB;
+        const close = Math.abs(nearest.facePsnr - goal) <= (roiTries.length === 1 ? ONE_TRY_DB : SAMPLE_CLOSE_DB);
         if (close || (above && below) || roiTries.length >= MAX_SAMPLE_TRIES || roiTries.some((t) => t.crf === next)) break;
       }
       const t = await sampleEncode('roi', next, `samples: ROI at CRF ${next} (try ${roiTries.length + 1} of at most ${MAX_SAMPLE_TRIES})`);
@@ -407,7 +426,7 @@ export async function encodeToFaceTarget(input: string, output: string, options:
     const result = await encode(input, output, { ...finalOptions, crf, force: finalOptions.force || tries.some((t) => t.on === 'whole'), onProgress: labelled(onProgress, label) });
     seconds.encode += (performance.now() - started) / 1000;
     const measured = performance.now();
-    const q = await measureQuality(input, output, plan, bins, { signal, onProgress: labelled(onProgress, `${label}: measuring faces on the whole output`) });
+    const q = await measureFaces(input, output, plan, bins, { signal, onProgress: labelled(onProgress, `${label}: measuring faces on the whole output`) });
     const bytes = (await videoStreamBytes(output, bins, signal)).bytes;
     seconds.measure += (performance.now() - measured) / 1000;
     tries.push({ crf, on: 'whole', mode: 'roi', facePsnr: q.facePsnr, faceSsim: q.faceSsim, bytes });
@@ -416,7 +435,7 @@ export async function encodeToFaceTarget(input: string, output: string, options:
   let final = await finalEncode(chosen, `final encode at CRF ${chosen}`);
 
   let reference: TargetOutcome['reference'];
-  let referenceWhole: { q: QualityResult; bytes: number } | undefined;
+  let referenceWhole: { q: FaceQuality; bytes: number } | undefined;
   if (kind === 'matchCrf' && target.verifyReference) {
     referenceWhole = await withScratchDir(async (dir) => {
       const file = join(dir, 'reference.mkv');
@@ -425,7 +444,7 @@ export async function encodeToFaceTarget(input: string, output: string, options:
       await encode(input, file, { roi: 'none', crf: target.value, preset, videoOnly: true, force: true, ffmpegPath: options.ffmpegPath, signal, onProgress: labelled(onProgress, label) });
       seconds.encode += (performance.now() - started) / 1000;
       const measured = performance.now();
-      const q = await measureQuality(input, file, plan, bins, { signal, onProgress: labelled(onProgress, label) });
+      const q = await measureFaces(input, file, plan, bins, { signal, onProgress: labelled(onProgress, label) });
       const bytes = (await videoStreamBytes(file, bins, signal)).bytes;
       seconds.measure += (performance.now() - measured) / 1000;
       tries.push({ crf: target.value, on: 'whole', mode: 'uniform', facePsnr: q.facePsnr, faceSsim: q.faceSsim, bytes });

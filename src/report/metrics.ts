@@ -260,72 +260,115 @@ function addPlaneErrors(buf: Uint8Array, ref: number, dist: number, planeWidth: 
   count[cls]! += runCount;
 }
 
-export async function measureQuality(reference: string, distorted: string, plan: Plan, bins: Binaries, options: MeasureOptions = {}): Promise<QualityResult> {
-  const { width, height, frameCount } = plan.input;
-  if (width % 2 || height % 2) throw new RoiError('ODD_SIZE', `quality measurement needs even frame sizes, got ${width}x${height}`);
-  const ySize = width * height;
-  const cSize = ySize / 4;
-  const frameBytes = 2 * (ySize + 2 * cSize);
-  const mask = new Uint8Array(ySize);
-  const masks = new FaceMasks(plan, width, height);
-  const ssimPlane = new SsimPlane(width, height);
-  const classes = Object.keys(MASK).length;
-  const ssimSums = newSsimSums(classes);
-  const meter = new ProgressMeter('measure', frameCount, options.onProgress, options.label);
-  // Squared error and sample count per mask class: over the whole clip, and over the current frame.
-  const sse = new Float64Array(classes), count = new Float64Array(classes);
-  const classSse = new Float64Array(classes), classCount = new Float64Array(classes);
-  // Luma only, this frame; and the sum over frames of each class's luma PSNR (the whole frame's last),
-  // with the number of frames that had the class.
-  const lumaSse = new Float64Array(classes), lumaCount = new Float64Array(classes);
-  const psnrYSum = new Float64Array(classes + 1), psnrYFrames = new Float64Array(classes);
-  let frameLumaSse = 0;
-  let ssimY = 0;
-  const perFrame: number[] = [];
-  let frame = 0;
+/** Mask classes' squared errors, sample counts and SSIM windows, summed over a clip from frame regions in vstack layout. */
+class ClassSums {
+  readonly classes = Object.keys(MASK).length;
+  /** Over the clip: squared error and sample count per class, all planes. */
+  readonly sse = new Float64Array(this.classes);
+  readonly count = new Float64Array(this.classes);
+  readonly ssim = newSsimSums(this.classes);
+  /** Sum over frames of each class's luma PSNR (the regions' whole luma last), and the frames that had the class. */
+  readonly psnrYSum = new Float64Array(this.classes + 1);
+  readonly psnrYFrames = new Float64Array(this.classes);
+  /** Sum over frames of the regions' mean SSIM (luma, all windows). */
+  ssimY = 0;
+  frames = 0;
+  /** Face PSNR of each frame (NaN where a frame has no face). */
+  readonly facePsnrPerFrame: number[] = [];
+  // This frame: luma, and chroma, per class; its SSIM windows.
+  private readonly lumaSse = new Float64Array(this.classes);
+  private readonly lumaCount = new Float64Array(this.classes);
+  private readonly chromaSse = new Float64Array(this.classes);
+  private readonly chromaCount = new Float64Array(this.classes);
+  private frameSsim = { sum: 0, windows: 0, regions: 0, mean: 1 };
+  private ssimPlane?: SsimPlane;
 
-  const measureFrame = (buf: Uint8Array) => {
-    masks.fill(frame, mask);
-    // vstack of two yuv420p frames: Y of both (stacked), then U of both, then V of both.
-    classSse.fill(0);
-    classCount.fill(0);
+  /**
+   * Adds one region of the current frame: `buf` holds reference and distorted of a width × height
+   * yuv420p region in vstack's layout (Y of both, then U of both, then V of both); `mask` its luma mask.
+   */
+  add(buf: Uint8Array, width: number, height: number, mask: Uint8Array): void {
+    const ySize = width * height;
+    const cSize = ySize / 4;
     // Luma, then each chroma plane against the mask at its top-left luma sample; by rows, so the
     // hot loops do no division.
-    // Luma, then each chroma plane (distorted right after reference, vstack's layout).
-    addPlaneErrors(buf, 0, ySize, width, height, 1, mask, width, classSse, classCount);
-    lumaSse.set(classSse);
-    lumaCount.set(classCount);
-    for (const ref of [2 * ySize, 2 * ySize + 2 * cSize]) addPlaneErrors(buf, ref, ref + cSize, width / 2, height / 2, 2, mask, width, classSse, classCount);
-    frameLumaSse = 0;
+    addPlaneErrors(buf, 0, ySize, width, height, 1, mask, width, this.lumaSse, this.lumaCount);
+    for (const ref of [2 * ySize, 2 * ySize + 2 * cSize]) addPlaneErrors(buf, ref, ref + cSize, width / 2, height / 2, 2, mask, width, this.chromaSse, this.chromaCount);
+    if (this.ssimPlane?.width !== width || this.ssimPlane.height !== height) this.ssimPlane = new SsimPlane(width, height);
+    const mean = this.ssimPlane.accumulate(buf.subarray(0, ySize), buf.subarray(ySize, 2 * ySize), this.ssim, mask);
+    const windows = Math.max(0, (width >> 2) - 1) * Math.max(0, (height >> 2) - 1);
+    this.frameSsim = { sum: this.frameSsim.sum + mean * windows, windows: this.frameSsim.windows + windows, regions: this.frameSsim.regions + 1, mean };
+  }
+
+  /** Closes the current frame: its per-class sums go to the clip's, its PSNRs to the per-frame figures. */
+  endFrame(): void {
+    const { classes, lumaSse, lumaCount, chromaSse, chromaCount } = this;
+    let frameLumaSse = 0, frameLumaCount = 0;
     for (let c = 0; c < classes; c++) {
-      sse[c]! += classSse[c]!;
-      count[c]! += classCount[c]!;
+      this.sse[c]! += lumaSse[c]! + chromaSse[c]!;
+      this.count[c]! += lumaCount[c]! + chromaCount[c]!;
       frameLumaSse += lumaSse[c]!;
+      frameLumaCount += lumaCount[c]!;
       if (lumaCount[c]!) {
-        psnrYSum[c]! += psnrFromMse(lumaSse[c]! / lumaCount[c]!);
-        psnrYFrames[c]! += 1;
+        this.psnrYSum[c]! += psnrFromMse(lumaSse[c]! / lumaCount[c]!);
+        this.psnrYFrames[c]! += 1;
       }
     }
-    psnrYSum[classes]! += psnrFromMse(frameLumaSse / ySize);
-    ssimY += ssimPlane.accumulate(buf.subarray(0, ySize), buf.subarray(ySize, 2 * ySize), ssimSums, mask);
-    perFrame.push(classCount[MASK.face] ? psnrFromMse(classSse[MASK.face]! / classCount[MASK.face]!) : NaN);
-    frame++;
-    meter.update(frame);
-  };
+    this.psnrYSum[classes]! += psnrFromMse(frameLumaSse / frameLumaCount);
+    // One region (the whole frame, for measureQuality): its mean as the SSIM filter gives it.
+    const f = this.frameSsim;
+    this.ssimY += f.regions === 1 ? f.mean : f.windows ? f.sum / f.windows : 1;
+    const face = MASK.face;
+    const faceCount = lumaCount[face]! + chromaCount[face]!;
+    this.facePsnrPerFrame.push(faceCount ? psnrFromMse((lumaSse[face]! + chromaSse[face]!) / faceCount) : NaN);
+    for (const a of [lumaSse, lumaCount, chromaSse, chromaCount]) a.fill(0);
+    this.frameSsim = { sum: 0, windows: 0, regions: 0, mean: 1 };
+    this.frames++;
+  }
 
+  psnrOf(cls: number): number {
+    return this.count[cls] ? psnrFromMse(this.sse[cls]! / this.count[cls]!) : NaN;
+  }
+
+  ssimOf(cls: number): number {
+    return this.ssim.count[cls]! ? this.ssim.sum[cls]! / this.ssim.count[cls]! : NaN;
+  }
+
+  psnrYOf(cls: number): number {
+    return this.psnrYFrames[cls]! ? this.psnrYSum[cls]! / this.psnrYFrames[cls]! : NaN;
+  }
+}
+
+/**
+ * Decodes both videos in one ffmpeg process (YUV 4:2:0, each from its own first frame, paired by
+ * time) and hands each frame pair, vstacked, to `onPair`; with `fullFrameFilters`, ffmpeg's psnr and
+ * ssim filters run on the way and their summary is returned. Checks that the frame counts agree.
+ */
+async function streamFramePairs(reference: string, distorted: string, plan: Plan, bins: Binaries, options: MeasureOptions, fullFrameFilters: boolean, onPair: (pair: Uint8Array, frame: number) => void): Promise<ReturnType<typeof parseFilterSummary>> {
+  const { width, height, frameCount } = plan.input;
+  if (width % 2 || height % 2) throw new RoiError('ODD_SIZE', `quality measurement needs even frame sizes, got ${width}x${height}`);
+  const frameBytes = 3 * width * height;
+  const meter = new ProgressMeter('measure', frameCount, options.onProgress, options.label);
+  let frame = 0;
   const consume = async (stdout: Readable) => {
-    for await (const pair of rawFrames(stdout, frameBytes)) measureFrame(pair);
+    for await (const pair of rawFrames(stdout, frameBytes)) {
+      onPair(pair, frame);
+      frame++;
+      meter.update(frame);
+    }
   };
   const log: string[] = [];
+  // Both from their own first frame: an encode may start at 0 where its source's video starts later
+  // (after its audio, or at a stored start time); frames pair by time from there.
+  const prepare = 'setpts=PTS-STARTPTS,format=yuv420p,setsar=1';
   await run(bins.ffmpeg, [
     // Info level: the psnr and ssim filters print their summaries there.
     '-hide_banner', '-nostdin', '-nostats', '-loglevel', 'info',
     '-noautorotate', '-i', reference, '-noautorotate', '-i', distorted,
     '-filter_complex',
-    // Both from their own first frame: an encode may start at 0 where its source's video starts later
-    // (after its audio, or at a stored start time); frames pair by time from there.
-    '[0:v:0]setpts=PTS-STARTPTS,format=yuv420p,setsar=1,split=3[r1][r2][r3];[1:v:0]setpts=PTS-STARTPTS,format=yuv420p,setsar=1[d0];' +
-      '[d0][r1]psnr[d1];[d1][r2]ssim[d2];[r3][d2]vstack',
+    fullFrameFilters
+      ? `[0:v:0]${prepare},split=3[r1][r2][r3];[1:v:0]${prepare}[d0];[d0][r1]psnr[d1];[d1][r2]ssim[d2];[r3][d2]vstack`
+      : `[0:v:0]${prepare}[r];[1:v:0]${prepare}[d];[r][d]vstack`,
     '-fps_mode', 'passthrough', '-f', 'rawvideo', 'pipe:1',
   ], {
     signal: options.signal,
@@ -338,28 +381,117 @@ export async function measureQuality(reference: string, distorted: string, plan:
   if (frame !== frameCount) {
     throw new RoiError('FRAME_MISMATCH', `measured ${frame} frames but the source has ${frameCount}: ${distorted} does not line up with ${reference}`);
   }
-  const summary = parseFilterSummary(log);
+  return parseFilterSummary(log);
+}
+
+export async function measureQuality(reference: string, distorted: string, plan: Plan, bins: Binaries, options: MeasureOptions = {}): Promise<QualityResult> {
+  const { width, height } = plan.input;
+  const mask = new Uint8Array(width * height);
+  const masks = new FaceMasks(plan, width, height);
+  const sums = new ClassSums();
+  const summary = await streamFramePairs(reference, distorted, plan, bins, options, true, (pair, frame) => {
+    masks.fill(frame, mask);
+    sums.add(pair, width, height, mask);
+    sums.endFrame();
+  });
   if (summary.psnr === undefined || summary.ssim === undefined || summary.ssimY === undefined) {
     throw new RoiError('MEASURE_FAILED', `ffmpeg's psnr/ssim filters printed no summary while comparing ${distorted} with ${reference}`);
   }
-  const psnrOf = (cls: number) => (count[cls] ? psnrFromMse(sse[cls]! / count[cls]!) : NaN);
-  const ssimOf = (cls: number) => (ssimSums.count[cls]! ? ssimSums.sum[cls]! / ssimSums.count[cls]! : NaN);
-  const psnrYOf = (cls: number) => (psnrYFrames[cls]! ? psnrYSum[cls]! / psnrYFrames[cls]! : NaN);
+  const { frames, classes } = sums;
   return {
     psnr: summary.psnr,
     ssim: summary.ssim,
-    facePsnr: psnrOf(MASK.face),
-    faceSsim: ssimOf(MASK.face),
-    backgroundPsnr: psnrOf(MASK.background),
-    backgroundSsim: ssimOf(MASK.background),
-    salientPsnr: psnrOf(MASK.salient),
-    salientSsim: ssimOf(MASK.salient),
-    psnrY: frame ? psnrYSum[classes]! / frame : NaN,
-    facePsnrY: psnrYOf(MASK.face),
-    backgroundPsnrY: psnrYOf(MASK.background),
-    salientPsnrY: psnrYOf(MASK.salient),
-    facePsnrPerFrame: perFrame,
-    frames: frame,
-    check: { psnr: psnrFromMse(sse.reduce((a, b) => a + b, 0) / count.reduce((a, b) => a + b, 0)), ssimY: ssimY / frame, ffmpegSsimY: summary.ssimY },
+    facePsnr: sums.psnrOf(MASK.face),
+    faceSsim: sums.ssimOf(MASK.face),
+    backgroundPsnr: sums.psnrOf(MASK.background),
+    backgroundSsim: sums.ssimOf(MASK.background),
+    salientPsnr: sums.psnrOf(MASK.salient),
+    salientSsim: sums.ssimOf(MASK.salient),
+    psnrY: frames ? sums.psnrYSum[classes]! / frames : NaN,
+    facePsnrY: sums.psnrYOf(MASK.face),
+    backgroundPsnrY: sums.psnrYOf(MASK.background),
+    salientPsnrY: sums.psnrYOf(MASK.salient),
+    facePsnrPerFrame: sums.facePsnrPerFrame,
+    frames,
+    check: { psnr: psnrFromMse(sums.sse.reduce((a, b) => a + b, 0) / sums.count.reduce((a, b) => a + b, 0)), ssimY: sums.ssimY / frames, ffmpegSsimY: summary.ssimY },
   };
+}
+
+/** The face figures of measureQuality, which measureFaces gives alone. */
+export type FaceQuality = Pick<QualityResult, 'facePsnr' | 'faceSsim' | 'facePsnrY' | 'facePsnrPerFrame' | 'frames'>;
+
+type PixelRect = { x0: number; y0: number; x1: number; y1: number };
+
+/**
+ * Pure: the regions of a frame that hold all its face pixels and every SSIM window wholly on a face:
+ * each face box's pixels widened to the 4-pixel SSIM block grid, boxes whose widened extents come
+ * within a block of each other merged into one region (a window may straddle two boxes).
+ */
+export function faceRegions(faces: Rect[], width: number, height: number): PixelRect[] {
+  const down4 = (v: number) => Math.floor(v / 4) * 4;
+  const up4 = (v: number) => Math.ceil(v / 4) * 4;
+  let regions: PixelRect[] = [];
+  for (const b of faces) {
+    const x0 = Math.max(0, Math.floor(b.x)), x1 = Math.min(width, Math.ceil(b.x + b.w));
+    const y0 = Math.max(0, Math.floor(b.y)), y1 = Math.min(height, Math.ceil(b.y + b.h));
+    if (x1 > x0 && y1 > y0) regions.push({ x0: down4(x0), y0: down4(y0), x1: Math.min(width, up4(x1)), y1: Math.min(height, up4(y1)) });
+  }
+  for (let merged = true; merged;) {
+    merged = false;
+    const out: PixelRect[] = [];
+    for (const r of regions) {
+      const near = out.find((o) => r.x0 <= o.x1 + 4 && o.x0 <= r.x1 + 4 && r.y0 <= o.y1 + 4 && o.y0 <= r.y1 + 4);
+      if (!near) {
+        out.push({ ...r });
+        continue;
+      }
+      merged = true;
+      Object.assign(near, { x0: Math.min(near.x0, r.x0), y0: Math.min(near.y0, r.y0), x1: Math.max(near.x1, r.x1), y1: Math.max(near.y1, r.y1) });
+    }
+    regions = out;
+  }
+  return regions;
+}
+
+/**
+ * Face PSNR and SSIM (and Y-PSNR, per frame) exactly as measureQuality computes them, for less: the
+ * same decode and the same face masks, but without ffmpeg's full-frame filters, and the per-pixel
+ * work done only in the regions around each frame's faces (faceRegions), which hold every face pixel
+ * and every SSIM window wholly on a face. For a face-quality check, where nothing else is needed.
+ */
+export async function measureFaces(reference: string, distorted: string, plan: Plan, bins: Binaries, options: MeasureOptions = {}): Promise<FaceQuality> {
+  const { width, height } = plan.input;
+  const ySize = width * height;
+  const cSize = ySize / 4;
+  const mask = new Uint8Array(ySize);
+  const masks = new FaceMasks(plan, width, height);
+  const sums = new ClassSums();
+  let region = new Uint8Array(0);
+  let regionMask = new Uint8Array(0);
+  await streamFramePairs(reference, distorted, plan, bins, options, false, (pair, frame) => {
+    const regions = faceRegions(masks.facesAt(frame), width, height);
+    if (regions.length) masks.fill(frame, mask);
+    for (const { x0, y0, x1, y1 } of regions) {
+      const w = x1 - x0, h = y1 - y0, rySize = w * h, rcSize = rySize / 4;
+      if (region.length < 3 * rySize) [region, regionMask] = [new Uint8Array(3 * rySize), new Uint8Array(rySize)];
+      // The region cut out of each plane, in the same vstack layout.
+      for (let y = 0; y < h; y++) {
+        const from = (y0 + y) * width + x0;
+        regionMask.set(mask.subarray(from, from + w), y * w);
+        region.set(pair.subarray(from, from + w), y * w);
+        region.set(pair.subarray(ySize + from, ySize + from + w), rySize + y * w);
+      }
+      for (let p = 0; p < 2; p++) {
+        const plane = 2 * ySize + 2 * p * cSize, out = 2 * rySize + 2 * p * rcSize;
+        for (let y = 0; y < h / 2; y++) {
+          const from = plane + (y0 / 2 + y) * (width / 2) + x0 / 2;
+          region.set(pair.subarray(from, from + w / 2), out + (y * w) / 2);
+          region.set(pair.subarray(cSize + from, cSize + from + w / 2), out + rcSize + (y * w) / 2);
+        }
+      }
+      sums.add(region.subarray(0, 3 * rySize), w, h, regionMask.subarray(0, rySize));
+    }
+    sums.endFrame();
+  });
+  return { facePsnr: sums.psnrOf(MASK.face), faceSsim: sums.ssimOf(MASK.face), facePsnrY: sums.psnrYOf(MASK.face), facePsnrPerFrame: sums.facePsnrPerFrame, frames: sums.frames };
 }
