@@ -166,7 +166,7 @@ const speedVariants: SpeedVariant[] = [
 ];
 if (only !== 'distributed') buildCli();
 const bdRows: Record<string, unknown>[] = [];
-for (const clip of only === 'distributed' || only === 'match' ? [] : clips) {
+for (const clip of only === 'distributed' || only === 'match' || only === 'curve' ? [] : clips) {
   console.error(`== ${clip.name} (${clip.file})`);
   const plans: Record<string, Plan> = {};
   let x265Seconds = 0;
@@ -186,6 +186,7 @@ for (const clip of only === 'distributed' || only === 'match' ? [] : clips) {
       samples: r.plan.detections.length,
       'full scans': a?.fullScans,
       'follow passes': a?.followPasses,
+      'carried faces': a?.carriedFaces,
       'ms/sample': round((1000 * r.analysisSeconds) / r.plan.detections.length, 1),
       fps: round(r.plan.input.frameCount / r.analysisSeconds, 1),
       ...(variant.name === 'saliency only' ? {} : recall(clip, r.plan)),
@@ -263,6 +264,27 @@ if (!only || only === 'match') {
   console.table(rows);
   if (only) Object.assign(results, existsSync(join(out, 'bench.json')) ? JSON.parse(readFileSync(join(out, 'bench.json'), 'utf8')) as object : {});
   results.match = rows;
+}
+if (!only || only === 'curve') {
+  // The face-quality-per-bit curve (issue 13): strengths 0.5/1/1.5 on talking heads (a plain
+  // backdrop built here, the webcam one) and a face over a busy pan (`npm run bench -- --only curve`).
+  const { benchCurve } = await import('./bench-curve.js');
+  const backdrop = join(out, 'backdrop.mp4');
+  if (!existsSync(backdrop) && existsSync(head)) {
+    // 360x288: the talking head's person cut out of the room and set on a plain, slightly noisy backdrop.
+    execFileSync('ffmpeg', ['-v', 'error', '-y', '-i', head, '-f', 'lavfi', '-i', 'color=c=0x7f8c99:s=360x288:r=25', '-filter_complex',
+      "[1]geq=lum='120+10*Y/H':cb=132:cr=125,noise=alls=4:allf=t[bg];[0]crop=200:230:105:60,scale=188:216[p];[bg][p]overlay=x=86:y=72:shortest=1,format=yuv420p",
+      '-t', '12', '-r', '25', '-c:v', 'libx264', '-crf', '12', '-preset', 'veryfast', backdrop]);
+  }
+  const curveClips = [{ name: 'backdrop', file: backdrop }, ...clips.filter((c) => c.name === 'talking-head' || c.name === 'fast-pan')];
+  // The default against the lead found while tracing it: a face offset half the background's.
+  const { rows, curves, gains } = await benchCurve(curveClips, [{ name: 'default', options: {} }, { name: 'face -2, background +4', options: { faceQpOffset: -2 } }], out, bins);
+  console.log('\nFace-quality-per-bit curve: BD-rate against uniform x265 medium (CRF 22/26/30/34) at strengths 0.5, 1, 1.5');
+  console.table(rows);
+  console.log('Face saving at equal full-frame cost (strength 1 against the default curve, linear between its points)');
+  console.table(gains);
+  if (only) Object.assign(results, existsSync(join(out, 'bench.json')) ? JSON.parse(readFileSync(join(out, 'bench.json'), 'utf8')) as object : {});
+  results.curve = { rows, curves, gains };
 }
 if (!only || only === 'distributed') {
   const { benchDistributed } = await import('./bench-distributed.js');

@@ -1,0 +1,97 @@
+// The face-quality-per-bit curve (npm run bench -- --only curve): for each clip, ROI encodes at
+// strengths 0.5, 1 and 1.5 (0 is the uniform anchor) at CRF 22/26/30/34, x265 medium; BD-rate on
+// face PSNR against BD-rate on full-frame PSNR, both against uniform x265 at the same CRFs. Every
+// variant is judged with the default plan's face masks, so all of them are measured on the same pixels.
+import { join } from 'node:path';
+import { analyze, type AnalyzeOptions } from '../src/analysis/analyze.js';
+import { encode } from '../src/encode/encode.js';
+import type { Binaries } from '../src/media/binaries.js';
+import { videoStreamBytes } from '../src/media/probe.js';
+import type { Plan } from '../src/plan.js';
+import { bdRate } from '../src/report/bdrate.js';
+import { lowPercentile, measureQuality } from '../src/report/metrics.js';
+
+const CRFS = [22, 26, 30, 34];
+export const STRENGTHS = [0.5, 1, 1.5];
+const round = (v: number, d = 1) => (Number.isFinite(v) ? Math.round(v * 10 ** d) / 10 ** d : null);
+
+export interface CurveVariant {
+  name: string;
+  /** Analysis options that make this variant (empty: today's defaults). */
+  options: Partial<AnalyzeOptions>;
+}
+
+interface Point { crf: number; kbps: number; psnr: number; facePsnr: number; faceSsim: number; faceP5: number }
+
+async function encodeCurve(clip: { name: string; file: string }, tag: string, judge: Plan, plan: Plan | undefined, strength: number, out: string, bins: Binaries): Promise<Point[]> {
+  const points: Point[] = [];
+  for (const crf of CRFS) {
+    const file = join(out, `curve-${clip.name}-${tag}-${strength}-${crf}.mp4`);
+    await encode(clip.file, file, plan ? { plan, crf, strength, videoOnly: true, force: true } : { roi: 'none', crf, videoOnly: true, force: true });
+    const q = await measureQuality(clip.file, file, judge, bins);
+    const { bytes } = await videoStreamBytes(file, bins);
+    points.push({ crf, kbps: (bytes * 8) / 1000 / judge.input.durationSeconds, psnr: q.psnr, facePsnr: q.facePsnr, faceSsim: q.faceSsim, faceP5: lowPercentile(q.facePsnrPerFrame, 0.05) });
+  }
+  return points;
+}
+
+const bd = (anchor: Point[], test: Point[], key: 'facePsnr' | 'psnr' | 'faceSsim') =>
+  bdRate(anchor.map((p) => ({ rate: p.kbps, quality: p[key] })), test.map((p) => ({ rate: p.kbps, quality: p[key] })));
+
+/** Face BD-rate of a curve ((full, face) points from strength 0 up) at a given full-frame BD-rate, linearly between its points. */
+export function faceAtCost(curve: [number, number][], full: number): number {
+  const pts = [[0, 0] as [number, number], ...curve].sort((a, b) => a[0] - b[0]);
+  for (let i = 1; i < pts.length; i++) {
+    const [x0, y0] = pts[i - 1]!;
+    const [x1, y1] = pts[i]!;
+    if (full <= x1 || i === pts.length - 1) return y0 + ((y1 - y0) * (full - x0)) / (x1 - x0);
+  }
+  return NaN;
+}
+
+export async function benchCurve(clips: { name: string; file: string }[], variants: CurveVariant[], out: string, bins: Binaries) {
+  const rows: Record<string, unknown>[] = [];
+  const curves: Record<string, Record<string, { strength: number; full: number; face: number }[]>> = {};
+  for (const clip of clips) {
+    console.error(`== curve: ${clip.name}`);
+    const judge = await analyze(clip.file);
+    const uniform = await encodeCurve(clip, 'uniform', judge, undefined, 0, out, bins);
+    curves[clip.name] = {};
+    for (const variant of variants) {
+      const plan = Object.keys(variant.options).length ? await analyze(clip.file, variant.options) : judge;
+      const line: { strength: number; full: number; face: number }[] = [];
+      for (const strength of STRENGTHS) {
+        const points = await encodeCurve(clip, variant.name.replace(/\W+/g, '-'), judge, plan, strength, out, bins);
+        const face = bd(uniform, points, 'facePsnr');
+        const full = bd(uniform, points, 'psnr');
+        line.push({ strength, full: round(full)!, face: round(face)! });
+        rows.push({
+          clip: clip.name,
+          variant: variant.name,
+          strength,
+          'BD face PSNR %': round(face),
+          'BD face SSIM %': round(bd(uniform, points, 'faceSsim')),
+          'BD full PSNR %': round(full),
+          'face p5 @26': round(points[1]!.faceP5, 2),
+          'uniform face p5 @26': round(uniform[1]!.faceP5, 2),
+          'kbps @26': round(points[1]!.kbps, 0),
+          'uniform kbps @26': round(uniform[1]!.kbps, 0),
+        });
+      }
+      curves[clip.name]![variant.name] = line;
+    }
+  }
+  // Each variant's strength-1 point against the first variant's curve at the same full-frame cost:
+  // positive = more face saving for the same cost to the whole frame.
+  const gains: Record<string, unknown>[] = [];
+  for (const [clip, byVariant] of Object.entries(curves)) {
+    const [reference, ...others] = Object.entries(byVariant);
+    if (!reference) continue;
+    const refLine = reference[1].map((p): [number, number] => [p.full, p.face]);
+    for (const [name, line] of others) {
+      const at1 = line.find((p) => p.strength === 1)!;
+      gains.push({ clip, variant: name, against: reference[0], 'BD full PSNR %': at1.full, 'BD face PSNR %': at1.face, [`${reference[0]} at that cost`]: round(faceAtCost(refLine, at1.full)), 'points better': round(faceAtCost(refLine, at1.full) - at1.face) });
+    }
+  }
+  return { rows, curves, gains };
+}
