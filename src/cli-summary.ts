@@ -7,7 +7,7 @@ export function summaryTable(report: Report): string {
   const salient = report.points.some((p) => p.salientPsnr !== null);
   const head = ['mode', 'crf', 'kbit/s', 'face PSNR', 'face SSIM', ...(salient ? ['salient PSNR'] : []), 'PSNR', 'bg PSNR'];
   const rows = report.points.map((p) => [
-    p.matching ? `${p.mode} (${matchingState(p, report.points)})` : p.mode,
+    p.matching ? `${p.mode} (${matchingState(p, report.points)})` : p.target ? `${p.mode} (faces as uniform CRF ${p.target.matchCrf})` : p.mode,
     String(p.crf),
     p.bitrateKbps.toFixed(1),
     cell(p.facePsnr, 2),

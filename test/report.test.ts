@@ -294,7 +294,7 @@ describe('compare on a short sample (CLI, real encodes)', () => {
   let browser: Browser;
 
   before(async () => {
-    const r = cli(['compare', short, '-o', out, '--json']);
+    const r = cli(['compare', short, '-o', out, '--json', '--match-crf', '26']);
     assert.equal(r.code, 0, r.stderr);
     const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     const done = lines.at(-1)!;
@@ -307,9 +307,9 @@ describe('compare on a short sample (CLI, real encodes)', () => {
 
   it('writes a report.json that validates, with every encode on disk at its stated size', () => {
     assert.deepEqual(report.settings.crfs, [22, 26, 30, 34]);
-    const grid = report.points.filter((p) => !p.matching);
+    const grid = report.points.filter((p) => !p.matching && !p.target);
     assert.deepEqual(grid.map((p) => `${p.mode}${p.crf}`).sort(), ['roi22', 'roi26', 'roi30', 'roi34', 'uniform22', 'uniform26', 'uniform30', 'uniform34']);
-    assert.ok(report.points.length <= 9, 'at most one bitrate-matching encode is kept');
+    assert.ok(report.points.filter((p) => p.matching).length <= 1, 'at most one bitrate-matching encode is kept');
     for (const p of report.points) {
       assert.equal(statSync(join(out, p.file)).size, p.bytes, p.file);
     }
@@ -392,6 +392,22 @@ describe('compare on a short sample (CLI, real encodes)', () => {
     assert.ok(report.bdRate.faceSsim! < 0, `face SSIM BD-rate ${report.bdRate.faceSsim}`);
     const frames = report.perFrame.facePsnr[report.matched.roi]!;
     assert.equal(frames.length, report.input.frameCount);
+  });
+
+  it('shows --match-crf 26: faces within 0.3 dB of uniform CRF 26’s (measured on both), a smaller file, a point and a level line on the face chart', () => {
+    const target = report.points.filter((p) => p.target);
+    assert.equal(target.length, 1);
+    const t = target[0]!;
+    const u = report.points.find((p) => p.mode === 'uniform' && p.crf === 26 && !p.matching)!;
+    assert.equal(t.target!.matchCrf, 26);
+    assert.ok(t.crf > 26, `chosen CRF ${t.crf}`);
+    assert.ok(t.facePsnr! >= u.facePsnr! - 0.3, `faces ${t.facePsnr} dB vs uniform ${u.facePsnr} dB`);
+    assert.ok(t.videoBytes < u.videoBytes, `${t.videoBytes} vs ${u.videoBytes} bytes`);
+    // Not a curve point: the BD-rates come from the grid alone.
+    const html = readFileSync(join(out, 'index.html'), 'utf8');
+    assert.ok(html.includes(`--match-crf 26 (ROI, CRF ${t.crf})`), 'no target point on the face chart');
+    assert.ok(html.includes('uniform CRF 26&#39;s faces') || html.includes("uniform CRF 26's faces"), 'no level line on the face chart');
+    assert.ok(html.includes('(faces as good as uniform CRF 26)'), 'no table row');
   });
 
   it('index.html renders offline in Chromium: charts drawn, pictures decoded, no console errors', async () => {

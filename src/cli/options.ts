@@ -131,7 +131,8 @@ export const compareOptions = (y: Argv) =>
     .option('baseline', { type: 'string', describe: 'x264: also encode uniform H.264 at the same CRFs' })
     .option('plan', { type: 'string', describe: 'Use this plan (from analyze) instead of analysing' })
     .option('preset', { type: 'string', defaultDescription: HELP_DEFAULTS.preset, describe: presetHelp })
-    .option('strength', { type: 'number', requiresArg: true, defaultDescription: String(HELP_DEFAULTS.strength), describe: 'Scales all QP offsets: 0 uniform, 1 as planned, 2 twice as strong' });
+    .option('strength', { type: 'number', requiresArg: true, defaultDescription: String(HELP_DEFAULTS.strength), describe: 'Scales all QP offsets: 0 uniform, 1 as planned, 2 twice as strong' })
+    .option('match-crf', { type: 'number', requiresArg: true, describe: 'Also encode with faces as good as uniform x265 at this CRF, smallest file (encode --match-crf), shown as a point' });
 
 /** The analysis options every command takes, from parsed arguments (validated by the library). */
 export function analysisArgs(argv: Record<string, unknown>) {

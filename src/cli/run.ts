@@ -144,6 +144,7 @@ export function runCompare(argv: Record<string, unknown>): Promise<void> {
       baseline: argv.baseline as string | undefined,
       preset: argv.preset as string | undefined,
       strength: argv.strength as number | undefined,
+      matchCrf: argv['match-crf'] as number | undefined,
       force: Boolean(argv.force),
       signal,
       onProgress: display.listener,

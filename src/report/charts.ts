@@ -49,7 +49,7 @@ export function rateQualitySpec(title: string, yTitle: string, points: SeriesPoi
     encoding: {
       x: { field: 'x', type: 'quantitative', title: 'bitrate (kbit/s)', scale: { type: 'log', nice: false } },
       y: { field: 'y', type: 'quantitative', title: yTitle, scale: { zero: false } },
-      color: { field: 'series', type: 'nominal', title: null, scale: colourScale(series, colours), legend: { orient: 'bottom-right' } },
+      color: { field: 'series', type: 'nominal', title: null, scale: colourScale(series, colours), legend: { orient: 'bottom-right', labelLimit: 240 } },
       order: { field: 'x', type: 'quantitative' },
     },
     config: { font: 'sans-serif', view: { stroke: '#ddd' } },

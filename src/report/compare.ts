@@ -29,6 +29,12 @@ export interface CompareOptions extends Omit<AnalyzeOptions, 'onProgress'> {
   plan?: Plan | string;
   preset?: string;
   strength?: number;
+  /**
+   * Also encode with `encode`'s matchCrf (faces as good as uniform x265 at this CRF, smallest file)
+   * and show it in the report: a point on the face charts, a line at the uniform face quality it aims
+   * at, a row in the table.
+   */
+  matchCrf?: number;
   /** Replace an existing report directory. */
   force?: boolean;
   onProgress?: ProgressListener;
@@ -52,6 +58,8 @@ interface Job {
   file: string;
   /** Set on the extra ROI encode made to match this uniform file's bitrate. */
   matching?: string;
+  /** Set on the encode whose CRF the face-quality target searches (compare's matchCrf). */
+  matchCrf?: number;
 }
 
 /**
@@ -64,6 +72,7 @@ export async function compare(input: string, outputDir: string, options: Compare
   const baseline = expectOneOf('baseline', options.baseline ?? 'none', ['none', 'x264'] as const);
   const preset = expectOneOf('preset', options.preset ?? COMPARE_DEFAULTS.preset, X265_PRESETS);
   const strength = expectNumber('strength', options.strength ?? COMPARE_DEFAULTS.strength, 0, 4);
+  const matchCrf = options.matchCrf === undefined ? undefined : expectNumber('matchCrf', options.matchCrf, 0, 51);
   const analyzeResolved = resolveAnalyzeOptions(options);
   const bins = resolveBinaries(options);
   const { signal, onProgress } = options;
@@ -103,7 +112,9 @@ export async function compare(input: string, outputDir: string, options: Compare
         roi: job.mode === 'roi' ? 'faces' : 'none',
         codec: job.mode === 'x264' ? 'x264' : 'x265',
         plan: job.mode === 'roi' ? plan : undefined,
-        crf: job.crf,
+        // compare's own matchCrf is for its one target encode; every other encode is at its CRF.
+        crf: job.matchCrf === undefined ? job.crf : undefined,
+        matchCrf: job.matchCrf,
         preset,
         strength,
         force: false,
@@ -120,7 +131,7 @@ export async function compare(input: string, outputDir: string, options: Compare
       return {
         mode: job.mode,
         codec: job.mode === 'x264' ? 'h264' : 'hevc',
-        crf: job.crf,
+        crf: r.crf,
         file: job.file,
         bytes: r.bytes,
         videoBytes: stream.bytes,
@@ -143,6 +154,7 @@ export async function compare(input: string, outputDir: string, options: Compare
         encoderOptions: sei?.options ?? null,
         command: r.command ?? null,
         ...(job.matching ? { matching: job.matching } : {}),
+        ...(r.target && job.matchCrf !== undefined ? { target: { matchCrf: job.matchCrf, referenceFacePsnr: finiteOrNull(r.target.targetFacePsnr), met: r.target.met } } : {}),
       };
     };
     for (const [i, job] of jobs.entries()) points.push(await runJob(job, `${job.mode} crf ${job.crf} (${i + 1}/${jobs.length})`));
@@ -170,10 +182,15 @@ export async function compare(input: string, outputDir: string, options: Compare
       }
     }
 
+    if (matchCrf !== undefined) {
+      const file = join('encodes', `roi-match-crf${matchCrf}.mp4`);
+      points.push(await runJob({ mode: 'roi', crf: matchCrf, file, matchCrf }, `roi, faces as good as uniform crf ${matchCrf}`));
+    }
+
     const bdOf = (anchor: CompareMode, test: CompareMode) => {
-      // The curves are the grid encodes; the matching encode is for the side-by-side only.
+      // The curves are the grid encodes; the matching and target encodes are single points.
       const curve = (mode: CompareMode, key: 'facePsnr' | 'facePsnrY' | 'psnr' | 'psnrY' | 'faceSsim' | 'salientPsnr' | 'salientPsnrY') =>
-        points.filter((p) => p.mode === mode && !p.matching).map((p) => ({ rate: p.bitrateKbps, quality: qualities.get(p.file)![key] }));
+        points.filter((p) => p.mode === mode && !p.matching && !p.target).map((p) => ({ rate: p.bitrateKbps, quality: qualities.get(p.file)![key] }));
       const bd = (key: Parameters<typeof curve>[1]) => finiteOrNull(bdRate(curve(anchor, key), curve(test, key)), 2);
       return {
         facePsnr: bd('facePsnr'),

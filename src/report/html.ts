@@ -37,9 +37,28 @@ export function bdSentence(bd: number | null, what: string, against: string, bol
   return `${bold ? `<strong>${esc(claim)}</strong>` : esc(claim)} than ${esc(against)}`;
 }
 
-/** One chart series per mode, from the grid encodes (the bitrate-matching one is not a curve point). */
+/** One chart series per mode, from the grid encodes (the bitrate-matching and target ones are not curve points). */
 function series(points: ReportPoint[], key: 'facePsnr' | 'facePsnrY' | 'psnr' | 'psnrY' | 'faceSsim' | 'backgroundPsnr' | 'salientPsnr'): SeriesPoint[] {
-  return points.filter((p) => !p.matching).map((p) => ({ series: MODE_NAMES[p.mode]!, x: p.bitrateKbps, y: p[key] ?? NaN }));
+  return points.filter((p) => !p.matching && !p.target).map((p) => ({ series: MODE_NAMES[p.mode]!, x: p.bitrateKbps, y: p[key] ?? NaN }));
+}
+
+/**
+ * compare's matchCrf encode on the face PSNR chart: its point, and a level line at the face PSNR it
+ * aimed at (uniform at that CRF: measured when the grid has that CRF, else estimated on samples).
+ */
+function targetSeries(points: ReportPoint[]): SeriesPoint[] {
+  const rates = points.map((p) => p.bitrateKbps);
+  return points.flatMap((p) => {
+    if (!p.target || p.facePsnr === null) return [];
+    const { matchCrf } = p.target;
+    const grid = points.find((q) => q.mode === 'uniform' && q.crf === matchCrf && !q.matching);
+    const level = grid?.facePsnr ?? p.target.referenceFacePsnr;
+    const line = `uniform CRF ${matchCrf}'s faces${grid ? '' : ' (estimated)'}`;
+    return [
+      { series: `--match-crf ${matchCrf} (ROI, CRF ${p.crf})`, x: p.bitrateKbps, y: p.facePsnr },
+      ...(level === null ? [] : [{ series: line, x: Math.min(...rates), y: level }, { series: line, x: Math.max(...rates), y: level }]),
+    ];
+  });
 }
 
 export async function renderHtml(report: Report, images: ReportImages, name: string): Promise<string> {
@@ -49,7 +68,7 @@ export async function renderHtml(report: Report, images: ReportImages, name: str
   const anySalient = points.some((p) => p.salientPsnr !== null);
   const charts = await Promise.all([
     ...(anyFace ? [
-      renderSvg(rateQualitySpec('Face PSNR (YUV, pooled)', 'face PSNR (dB)', series(points, 'facePsnr'), SERIES_COLOURS)),
+      renderSvg(rateQualitySpec('Face PSNR (YUV, pooled)', 'face PSNR (dB)', [...series(points, 'facePsnr'), ...targetSeries(points)], SERIES_COLOURS)),
       renderSvg(rateQualitySpec('Face Y-PSNR (luma, mean of frames)', 'face Y-PSNR (dB)', series(points, 'facePsnrY'), SERIES_COLOURS)),
       renderSvg(rateQualitySpec('Face SSIM (luma)', 'face SSIM (luma)', series(points, 'faceSsim'), SERIES_COLOURS)),
     ] : []),
@@ -87,7 +106,7 @@ export async function renderHtml(report: Report, images: ReportImages, name: str
   }
   const noFaces = anyFace ? '' : '<p class="headline">No faces were found in the analysed frames, so there is no face quality to compare.</p>';
 
-  const rows = points.map((p) => `<tr class="${p.mode}"><td>${MODE_NAMES[p.mode]}${p.matching ? (matchingState(p, points) === 'matched' ? ' (bitrate matched)' : ' (closest try at matching bitrate)') : ''}</td><td>${p.crf}</td><td>${(p.bytes / 1024).toFixed(1)}</td><td>${p.bitrateKbps.toFixed(1)}</td><td>${fmt(p.facePsnr, 2)}</td><td>${fmt(p.facePsnrY, 2)}</td><td>${fmt(p.facePsnrP5, 2)}</td><td>${fmt(p.faceSsim, 4)}</td><td>${fmt(p.psnr, 2)}</td><td>${fmt(p.psnrY, 2)}</td><td>${fmt(p.ssim, 4)}</td><td>${fmt(p.backgroundPsnr, 2)}</td>${anySalient ? `<td>${fmt(p.salientPsnr, 2)}</td>` : ''}<td>${p.encodeSeconds.toFixed(1)}</td><td><a href="${esc(p.file)}">${esc(p.file)}</a></td></tr>`);
+  const rows = points.map((p) => `<tr class="${p.mode}"><td>${MODE_NAMES[p.mode]}${p.matching ? (matchingState(p, points) === 'matched' ? ' (bitrate matched)' : ' (closest try at matching bitrate)') : ''}${p.target ? ` (faces as good as uniform CRF ${p.target.matchCrf}${p.target.met ? '' : ': target missed'})` : ''}</td><td>${p.crf}</td><td>${(p.bytes / 1024).toFixed(1)}</td><td>${p.bitrateKbps.toFixed(1)}</td><td>${fmt(p.facePsnr, 2)}</td><td>${fmt(p.facePsnrY, 2)}</td><td>${fmt(p.facePsnrP5, 2)}</td><td>${fmt(p.faceSsim, 4)}</td><td>${fmt(p.psnr, 2)}</td><td>${fmt(p.psnrY, 2)}</td><td>${fmt(p.ssim, 4)}</td><td>${fmt(p.backgroundPsnr, 2)}</td>${anySalient ? `<td>${fmt(p.salientPsnr, 2)}</td>` : ''}<td>${p.encodeSeconds.toFixed(1)}</td><td><a href="${esc(p.file)}">${esc(p.file)}</a></td></tr>`);
   const crops = images.crops.map((c) => `
     <figure class="crops"><figcaption>${esc(c.title)} at 2× (frame ${images.frame}, ${c.box.w}×${c.box.h} px at ${c.box.x},${c.box.y})</figcaption>
       <div class="row">

@@ -62,6 +62,12 @@ export const reportPointSchema = z.object({
    * the side-by-side; it is not one of the BD-rate curves' points.
    */
   matching: z.string().optional(),
+  /**
+   * Set on the encode made with compare's matchCrf: faces at least as good as uniform x265 at that
+   * CRF (measured on this whole encode), smallest file; `crf` above is the CRF the search chose. Not
+   * one of the BD-rate curves' points.
+   */
+  target: z.object({ matchCrf: z.number(), referenceFacePsnr: quality, met: z.boolean() }).optional(),
 });
 
 const bdSchema = z.object({ facePsnr: quality, facePsnrY: quality, psnr: quality, psnrY: quality, faceSsim: quality, salientPsnr: quality, salientPsnrY: quality });
