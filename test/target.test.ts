@@ -45,6 +45,17 @@ describe('face-quality target', () => {
     console.log(`match-crf 23: CRF ${t.crf}, faces ${qOut.facePsnr.toFixed(2)} vs ${qRef.facePsnr.toFixed(2)} dB (estimated ${t.reference!.facePsnr.toFixed(2)}), size ${(outBytes / refBytes).toFixed(3)} (predicted ${t.predicted.sizeRatio!.toFixed(3)}), ${t.sampleTries} tries`);
   });
 
+  it('--match-crf at 30 fps, where Matroska rounds each frame time to the millisecond: samples still pair frame by frame', async () => {
+    // At 25 fps every frame time is a whole millisecond, so only other rates show a mismatch between
+    // the sample file's timestamps and its sample encodes'.
+    const clip30 = fixture(dir, 'head-30fps.mp4', (out) => ['-i', SAMPLE, '-t', '3', '-an', '-vf', 'fps=30', '-c:v', 'libx264', '-preset', 'veryfast', '-crf', '12', out]);
+    const out = join(dir, 'match-30fps.mp4');
+    const r = await encode(clip30, out, { matchCrf: 26, preset: 'veryfast', force: true });
+    assert.equal(r.target!.applied, true);
+    assert.equal(r.frames, 90);
+    assert.ok(r.target!.met, `faces ${r.target!.facePsnr} dB against ${r.target!.targetFacePsnr} dB`);
+  });
+
   it('--target-face-psnr: the whole output reaches the target within the tolerance; an unreachable target is one clear error', async () => {
     const p = await planOf();
     const out = join(dir, 'target.mp4');

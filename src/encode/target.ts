@@ -368,7 +368,7 @@ export async function encodeToFaceTarget(input: string, output: string, options:
           if (m) meter.update(Number(m[1]));
         },
       });
-      const q = await measureFaces(source, file, samples.judge, bins, { signal, onProgress: progress });
+      const q = await measureFaces(source, file, samples.judge, bins, { signal, onProgress: progress, pairBy: 'index' });
       const { size } = await stat(file);
       return { crf, on: 'samples', mode, facePsnr: q.facePsnr, faceSsim: q.faceSsim, bytes: size };
     };

@@ -226,6 +226,13 @@ export interface MeasureOptions {
   signal?: AbortSignal;
   onProgress?: ProgressListener;
   label?: string;
+  /**
+   * How frames of the two files pair up: by time from each file's first frame (default: a real
+   * video and its encode), or by position, for files that hold the same frames in the same order at
+   * a constant rate but in containers that round timestamps differently (the face target's sample
+   * file and its sample encodes: at 30 fps, 1/30 s against Matroska's whole milliseconds).
+   */
+  pairBy?: 'time' | 'index';
 }
 
 /**
@@ -360,7 +367,7 @@ async function streamFramePairs(reference: string, distorted: string, plan: Plan
   const log: string[] = [];
   // Both from their own first frame: an encode may start at 0 where its source's video starts later
   // (after its audio, or at a stored start time); frames pair by time from there.
-  const prepare = 'setpts=PTS-STARTPTS,format=yuv420p,setsar=1';
+  const prepare = `${options.pairBy === 'index' ? 'settb=1,setpts=N' : 'setpts=PTS-STARTPTS'},format=yuv420p,setsar=1`;
   await run(bins.ffmpeg, [
     // Info level: the psnr and ssim filters print their summaries there.
     '-hide_banner', '-nostdin', '-nostats', '-loglevel', 'info',
