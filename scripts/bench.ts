@@ -259,7 +259,7 @@ if (!only || only === 'match') {
   // --match-crf 23 against uniform CRF 23 (x265 medium), both as CLI processes in the same run; both
   // measured on the whole video with the same plan's face masks (`npm run bench -- --only match`).
   const { benchMatch } = await import('./bench-match.js');
-  const rows = await benchMatch(clips.filter((c) => c.rateQuality), out, bins);
+  const rows = await benchMatch(clips.filter((c) => c.rateQuality || c.name === 'camera 1080p'), out, bins);
   console.log('\n--match-crf 23 against uniform CRF 23 (x265 medium; face PSNR measured on the whole video; time = whole CLI runs)');
   console.table(rows);
   if (only) Object.assign(results, existsSync(join(out, 'bench.json')) ? JSON.parse(readFileSync(join(out, 'bench.json'), 'utf8')) as object : {});
