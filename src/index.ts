@@ -13,6 +13,6 @@ export { TARGET_TOLERANCE_DB, MAX_SAMPLE_TRIES, type FaceTargetOptions, type Tar
 export { startWorker, type StartWorkerOptions, type RoiWorker, type WorkerEvent } from './distributed/worker.js';
 export type { DistributedEncodeOptions } from './distributed/options.js';
 export { bdRate, type RatePoint } from './report/bdrate.js';
-export { measureQuality, type QualityResult } from './report/metrics.js';
+export { measureFaces, measureQuality, type FaceQuality, type QualityResult } from './report/metrics.js';
 export { compare, COMPARE_DEFAULTS, type CompareOptions } from './report/compare.js';
 export { reportSchema, REPORT_VERSION, type Report, type ReportPoint, type CompareMode } from './report/report-schema.js';
