@@ -137,6 +137,12 @@ describe('encode argv builder', () => {
     assert.ok(args.join(' ').includes('-map [v]'));
   });
 
+  it('with sourceTap, a second output after the file: every decoded source frame, raw yuv420p, on fd 3', () => {
+    const args = buildEncodeArgs({ ...base, container: 'mp4', sourceTap: true });
+    assert.deepEqual(args.slice(args.indexOf('/tmp/.out.partial.mp4')), ['/tmp/.out.partial.mp4', '-map', '0:v:0', '-fps_mode', 'passthrough', '-pix_fmt', 'yuv420p', '-f', 'rawvideo', 'pipe:3']);
+    assert.ok(!buildEncodeArgs({ ...base, container: 'mp4' }).includes('pipe:3'));
+  });
+
   it('knows its containers', () => {
     assert.equal(containerFor('a.MP4'), 'mp4');
     assert.equal(containerFor('a.mkv'), 'mkv');

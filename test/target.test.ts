@@ -31,7 +31,10 @@ describe('face-quality target', () => {
     const ref = await encode(clip, join(dir, 'ref-23.mp4'), { roi: 'none', crf: 23, preset: PRESET, force: true });
     const qRef = await measureQuality(clip, ref.output, p, bins);
     const qOut = await measureQuality(clip, out, p, bins);
+    // Measured against the source frames the final encode decoded (a yuv420p source): measureQuality's figures.
+    assert.equal(t.sourceDecodedOnce, true);
     assert.ok(Math.abs(qOut.facePsnr - t.facePsnr) < 1e-9, 'the reported face PSNR is the whole output\'s');
+    assert.ok(Math.abs(qOut.faceSsim - t.faceSsim) < 1e-9, 'the reported face SSIM is the whole output\'s');
     // The faces-only measurement the search and the check use gives measureQuality's face figures.
     const faces = await measureFaces(clip, out, p, bins);
     assert.ok(Math.abs(faces.facePsnr - qOut.facePsnr) < 1e-9 && Math.abs(faces.facePsnrY - qOut.facePsnrY) < 1e-9, `faces-only ${faces.facePsnr} vs ${qOut.facePsnr}`);
@@ -45,15 +48,19 @@ describe('face-quality target', () => {
     console.log(`match-crf 23: CRF ${t.crf}, faces ${qOut.facePsnr.toFixed(2)} vs ${qRef.facePsnr.toFixed(2)} dB (estimated ${t.reference!.facePsnr.toFixed(2)}), size ${(outBytes / refBytes).toFixed(3)} (predicted ${t.predicted.sizeRatio!.toFixed(3)}), ${t.sampleTries} tries`);
   });
 
-  it('--match-crf at 30 fps, where Matroska rounds each frame time to the millisecond: samples still pair frame by frame', async () => {
+  it('--match-crf at 30 fps from a 4:2:2 source: samples still pair frame by frame; the check decodes the source again, with the same figures', async () => {
     // At 25 fps every frame time is a whole millisecond, so only other rates show a mismatch between
-    // the sample file's timestamps and its sample encodes'.
-    const clip30 = fixture(dir, 'head-30fps.mp4', (out) => ['-i', SAMPLE, '-t', '3', '-an', '-vf', 'fps=30', '-c:v', 'libx264', '-preset', 'veryfast', '-crf', '12', out]);
+    // the sample file's timestamps and its sample encodes'. A 4:2:2 source cannot lend the check its
+    // decoded frames (they would need converting), so the source is decoded again to measure.
+    const clip30 = fixture(dir, 'head-30fps-422.mp4', (out) => ['-i', SAMPLE, '-t', '3', '-an', '-vf', 'fps=30,format=yuv422p', '-c:v', 'libx264', '-preset', 'veryfast', '-crf', '12', out]);
     const out = join(dir, 'match-30fps.mp4');
     const r = await encode(clip30, out, { matchCrf: 26, preset: 'veryfast', force: true });
     assert.equal(r.target!.applied, true);
+    assert.equal(r.target!.sourceDecodedOnce, false);
     assert.equal(r.frames, 90);
     assert.ok(r.target!.met, `faces ${r.target!.facePsnr} dB against ${r.target!.targetFacePsnr} dB`);
+    const q = await measureFaces(clip30, out, r.plan!, bins);
+    assert.ok(Math.abs(q.facePsnr - r.target!.facePsnr) < 1e-9, `${q.facePsnr} vs ${r.target!.facePsnr}`);
   });
 
   it('--target-face-psnr: the whole output reaches the target within the tolerance; an unreachable target is one clear error', async () => {

@@ -52,6 +52,12 @@ export interface EncodeArgs {
   videoOnly?: boolean;
   /** Options placed before `-i` (distributed chunks seek with `-ss` and keep timestamps with `-copyts`). */
   inputOptions?: string[];
+  /**
+   * Also write the decoded source frames, as they are (raw yuv420p, every frame in order), to fd 3:
+   * the face-quality target keeps their face regions to measure the output without decoding the
+   * source again. For yuv420p sources only (any other would be converted on the way).
+   */
+  sourceTap?: boolean;
 }
 
 export function x265ParamString(params: Record<string, string | number>): string {
@@ -100,6 +106,7 @@ export function buildEncodeArgs(a: EncodeArgs): string[] {
   }
   args.push(...muxerArgs(a.container, codec));
   args.push('-progress', 'pipe:1', a.output);
+  if (a.sourceTap) args.push('-map', '0:v:0', '-fps_mode', 'passthrough', '-pix_fmt', 'yuv420p', '-f', 'rawvideo', 'pipe:3');
   return args;
 }
 

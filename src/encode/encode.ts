@@ -1,5 +1,6 @@
 import { stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
 import { analyzeProbed, preloadModels, resolveAnalyzeOptions, type AnalyzeOptions } from '../analysis/analyze.js';
 import { ProcessError, RoiError, throwIfAborted } from '../errors.js';
 import { requireEncoder, resolveBinaries } from '../media/binaries.js';
@@ -147,6 +148,28 @@ export async function resolvePlan(
 }
 
 export async function encode(input: string, output: string, options: EncodeOptions = {}): Promise<EncodeResult> {
+  // A face-quality target (matchCrf, targetFacePsnr) searches for the CRF: src/encode/target.ts, built on encodeWith.
+  if (options.matchCrf !== undefined || options.targetFacePsnr !== undefined || options.verifyReference !== undefined) {
+    const { resolveFaceTarget, encodeToFaceTarget } = await import('./target.js');
+    resolveEncodeOptions(options);
+    const target = resolveFaceTarget(options);
+    if (target) return encodeToFaceTarget(input, output, options, target);
+  }
+  return encodeWith(input, output, options);
+}
+
+/** What the face-quality target adds to its final encodes; not among the public options. */
+export interface EncodeHooks {
+  /** The input, probed already: not probed again. */
+  info?: VideoInfo;
+  /**
+   * Reads the decoded source frames (raw yuv420p, each frame in order) while the encode runs
+   * (EncodeArgs.sourceTap). For yuv420p inputs only.
+   */
+  sourceFrames?: (frames: Readable) => Promise<void>;
+}
+
+function resolveEncodeOptions(options: EncodeOptions) {
   const codec = expectOneOf('codec', options.codec ?? 'x265', ['x265', 'x264'] as const);
   const uniform = (options.roi ?? (codec === 'x264' ? 'none' : 'faces')) === 'none';
   if (codec === 'x264' && !uniform) throw new RoiError('INVALID_OPTION', `x264 encodes are uniform baselines: use roi 'none' with codec 'x264'`);
@@ -154,12 +177,12 @@ export async function encode(input: string, output: string, options: EncodeOptio
   const preset = expectOneOf('preset', options.preset ?? ENCODE_DEFAULTS.preset, X265_PRESETS);
   const strength = expectNumber('strength', options.strength ?? ENCODE_DEFAULTS.strength, 0, 4);
   const analyzeResolved = resolveAnalyzeOptions({ ...options, roi: uniform ? 'faces' : options.roi });
-  // A face-quality target (matchCrf, targetFacePsnr) searches for the CRF: src/encode/target.ts, built on this function.
-  if (options.matchCrf !== undefined || options.targetFacePsnr !== undefined || options.verifyReference !== undefined) {
-    const { resolveFaceTarget, encodeToFaceTarget } = await import('./target.js');
-    const target = resolveFaceTarget(options);
-    if (target) return encodeToFaceTarget(input, output, options, target);
-  }
+  return { codec, uniform, crf, preset, strength, analyzeResolved };
+}
+
+/** encode() without a face-quality target, with the target's hooks. */
+export async function encodeWith(input: string, output: string, options: EncodeOptions, hooks: EncodeHooks = {}): Promise<EncodeResult> {
+  const { codec, uniform, crf, preset, strength, analyzeResolved } = resolveEncodeOptions(options);
   const container = containerFor(output);
   const bins = resolveBinaries(options);
   const { signal } = options;
@@ -171,8 +194,9 @@ export async function encode(input: string, output: string, options: EncodeOptio
   throwIfAborted(signal);
   // The face models load while the input is probed.
   if (!uniform && !options.plan && !distributed) preloadModels(analyzeResolved);
-  const info = await probeVideo(input, bins, signal);
+  const info = hooks.info ?? (await probeVideo(input, bins, signal));
   requireEvenSize(info);
+  if (hooks.sourceFrames && info.pixelFormat !== 'yuv420p') throw new Error(`sourceFrames needs a yuv420p input, not ${info.pixelFormat}`);
   // Streams the output cannot hold are refused now, not after the analysis.
   const tracks = options.videoOnly ? [] : planTracks(info.tracks, container, output);
 
@@ -206,12 +230,14 @@ export async function encode(input: string, output: string, options: EncodeOptio
         tracks,
         encTimeBase: info.timeBase,
         videoOnly: options.videoOnly,
+        sourceTap: hooks.sourceFrames !== undefined,
       });
       command = quoteCommand(bins.ffmpeg, args);
       const warnings: string[] = [];
       await run(bins.ffmpeg, args, {
         signal,
         what: 'encoding',
+        ...(hooks.sourceFrames ? { consumeFd3: hooks.sourceFrames } : {}),
         onStdoutLine: (line) => {
           const m = /^frame=(\d+)/.exec(line);
           if (m) meter.update(Number(m[1]));

@@ -11,6 +11,11 @@ export interface RunOptions {
   signal?: AbortSignal;
   /** Reads stdout as a stream; the child is paused while the consumer is busy. */
   consumeStdout?: (stdout: Readable) => Promise<void>;
+  /**
+   * Reads a second output stream, the child's fd 3 (ffmpeg writes there as `pipe:3`), with
+   * backpressure, alongside stdout: the face-quality target keeps the source frames its encode decodes.
+   */
+  consumeFd3?: (fd3: Readable) => Promise<void>;
   /** Called for each stdout line (used for `-progress pipe:1`). Ignored with consumeStdout. */
   onStdoutLine?: (line: string) => void;
   /** Called for each stderr line, before it goes into the tail. */
@@ -82,7 +87,7 @@ export function run(command: string, args: readonly string[], options: RunOption
   if (signal?.aborted) return Promise.reject(new AbortError());
   const printable = quoteCommand(command, args);
   return new Promise<RunResult>((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(command, args, { stdio: options.consumeFd3 ? ['pipe', 'pipe', 'pipe', 'pipe'] : ['pipe', 'pipe', 'pipe'] });
     // A child that exits early closes its stdin: its exit status says why, not the broken pipe.
     child.stdin.on('error', () => undefined);
     if (options.stdin) options.stdin.pipe(child.stdin);
@@ -91,7 +96,7 @@ export function run(command: string, args: readonly string[], options: RunOption
     const outLines = options.onStdoutLine ? new LineTail(options.onStdoutLine) : undefined;
     let stdout = '';
     let consumerError: unknown;
-    let consumerDone: Promise<void> = Promise.resolve();
+    const consumers: Promise<void>[] = [];
     let aborted = false;
     let settled = false;
 
@@ -104,11 +109,15 @@ export function run(command: string, args: readonly string[], options: RunOption
     child.stderr.setEncoding('utf8');
     child.stderr.on('data', (chunk: string) => tail.push(chunk));
 
-    if (options.consumeStdout) {
-      consumerDone = options.consumeStdout(child.stdout).catch((error: unknown) => {
-        consumerError = error;
+    const consume = (read: (stream: Readable) => Promise<void>, stream: Readable) => {
+      consumers.push(read(stream).catch((error: unknown) => {
+        consumerError ??= error;
         child.kill('SIGKILL');
-      });
+      }));
+    };
+    if (options.consumeFd3) consume(options.consumeFd3, child.stdio[3] as Readable);
+    if (options.consumeStdout) {
+      consume(options.consumeStdout, child.stdout);
     } else {
       child.stdout.setEncoding('utf8');
       child.stdout.on('data', (chunk: string) => {
@@ -136,7 +145,7 @@ export function run(command: string, args: readonly string[], options: RunOption
     child.on('close', (code, killedBy) => {
       tail.end();
       outLines?.end();
-      void consumerDone.then(() => {
+      void Promise.all(consumers).then(() => {
         const stderrTail = tail.text();
         if (aborted) return finish(new AbortError());
         if (consumerError) return finish(consumerError);

@@ -460,6 +460,62 @@ export function faceRegions(faces: Rect[], width: number, height: number): Pixel
   return regions;
 }
 
+/** Where a yuv420p picture, or a rectangle of one, lies in a buffer: its planes' offsets, its luma stride, and the frame pixel it starts at. */
+interface Planes {
+  buf: Uint8Array;
+  y: number;
+  u: number;
+  v: number;
+  stride: number;
+  x0: number;
+  y0: number;
+}
+
+/**
+ * Copies rectangle `r` (even corners) of a yuv420p picture into `out` as Y, U and V planes of r's
+ * size, at offsets `oy`, `ou`, `ov`: contiguous planes, or measureFaces' vstack layout, where the
+ * reference's and the encode's planes alternate.
+ */
+function copyRegion(p: Planes, r: PixelRect, out: Uint8Array, oy: number, ou: number, ov: number): void {
+  const w = r.x1 - r.x0, h = r.y1 - r.y0;
+  const col = r.x0 - p.x0, row = r.y0 - p.y0;
+  for (let y = 0; y < h; y++) {
+    const from = p.y + (row + y) * p.stride + col;
+    out.set(p.buf.subarray(from, from + w), oy + y * w);
+  }
+  const cStride = p.stride / 2, cw = w / 2;
+  for (let y = 0; y < h / 2; y++) {
+    const from = (row / 2 + y) * cStride + col / 2;
+    out.set(p.buf.subarray(p.u + from, p.u + from + cw), ou + y * cw);
+    out.set(p.buf.subarray(p.v + from, p.v + from + cw), ov + y * cw);
+  }
+}
+
+/** A whole width × height yuv420p frame at `at` in `buf`. */
+const framePlanes = (buf: Uint8Array, width: number, height: number, at = 0): Planes => ({ buf, y: at, u: at + width * height, v: at + (width * height * 5) / 4, stride: width, x0: 0, y0: 0 });
+
+/**
+ * Adds one frame's face regions to `sums`: each region of the reference and of the encode cut out
+ * into vstack's layout (what ClassSums takes), with its part of the frame's mask. `scratch` is reused
+ * from frame to frame.
+ */
+function addFaceRegions(sums: ClassSums, regions: PixelRect[], mask: Uint8Array, width: number, reference: (r: PixelRect, i: number) => Planes, encoded: Planes, scratch: { region: Uint8Array; mask: Uint8Array }): void {
+  regions.forEach((r, i) => {
+    const w = r.x1 - r.x0, h = r.y1 - r.y0, ry = w * h, rc = ry / 4;
+    if (scratch.region.length < 3 * ry) Object.assign(scratch, { region: new Uint8Array(3 * ry), mask: new Uint8Array(ry) });
+    for (let y = 0; y < h; y++) {
+      const from = (r.y0 + y) * width + r.x0;
+      scratch.mask.set(mask.subarray(from, from + w), y * w);
+    }
+    copyRegion(reference(r, i), r, scratch.region, 0, 2 * ry, 2 * ry + 2 * rc);
+    copyRegion(encoded, r, scratch.region, ry, 2 * ry + rc, 2 * ry + 3 * rc);
+    sums.add(scratch.region.subarray(0, 3 * ry), w, h, scratch.mask.subarray(0, ry));
+  });
+  sums.endFrame();
+}
+
+const faceQuality = (sums: ClassSums): FaceQuality => ({ facePsnr: sums.psnrOf(MASK.face), faceSsim: sums.ssimOf(MASK.face), facePsnrY: sums.psnrYOf(MASK.face), facePsnrPerFrame: sums.facePsnrPerFrame, frames: sums.frames });
+
 /**
  * Face PSNR and SSIM (and Y-PSNR, per frame) exactly as measureQuality computes them, for less: the
  * same decode and the same face masks, but without ffmpeg's full-frame filters, and the per-pixel
@@ -473,32 +529,99 @@ export async function measureFaces(reference: string, distorted: string, plan: P
   const mask = new Uint8Array(ySize);
   const masks = new FaceMasks(plan, width, height);
   const sums = new ClassSums();
-  let region = new Uint8Array(0);
-  let regionMask = new Uint8Array(0);
+  const scratch = { region: new Uint8Array(0), mask: new Uint8Array(0) };
   await streamFramePairs(reference, distorted, plan, bins, options, false, (pair, frame) => {
     const regions = faceRegions(masks.facesAt(frame), width, height);
     if (regions.length) masks.fill(frame, mask);
-    for (const { x0, y0, x1, y1 } of regions) {
-      const w = x1 - x0, h = y1 - y0, rySize = w * h, rcSize = rySize / 4;
-      if (region.length < 3 * rySize) [region, regionMask] = [new Uint8Array(3 * rySize), new Uint8Array(rySize)];
-      // The region cut out of each plane, in the same vstack layout.
-      for (let y = 0; y < h; y++) {
-        const from = (y0 + y) * width + x0;
-        regionMask.set(mask.subarray(from, from + w), y * w);
-        region.set(pair.subarray(from, from + w), y * w);
-        region.set(pair.subarray(ySize + from, ySize + from + w), rySize + y * w);
-      }
-      for (let p = 0; p < 2; p++) {
-        const plane = 2 * ySize + 2 * p * cSize, out = 2 * rySize + 2 * p * rcSize;
-        for (let y = 0; y < h / 2; y++) {
-          const from = plane + (y0 / 2 + y) * (width / 2) + x0 / 2;
-          region.set(pair.subarray(from, from + w / 2), out + (y * w) / 2);
-          region.set(pair.subarray(cSize + from, cSize + from + w / 2), out + rcSize + (y * w) / 2);
-        }
-      }
-      sums.add(region.subarray(0, 3 * rySize), w, h, regionMask.subarray(0, rySize));
-    }
-    sums.endFrame();
+    // vstack: the reference's Y above the encode's, then both U, then both V.
+    const ref: Planes = { buf: pair, y: 0, u: 2 * ySize, v: 2 * ySize + 2 * cSize, stride: width, x0: 0, y0: 0 };
+    const enc: Planes = { buf: pair, y: ySize, u: 2 * ySize + cSize, v: 2 * ySize + 3 * cSize, stride: width, x0: 0, y0: 0 };
+    addFaceRegions(sums, regions, mask, width, () => ref, enc, scratch);
   });
-  return { facePsnr: sums.psnrOf(MASK.face), faceSsim: sums.ssimOf(MASK.face), facePsnrY: sums.psnrYOf(MASK.face), facePsnrPerFrame: sums.facePsnrPerFrame, frames: sums.frames };
+  return faceQuality(sums);
+}
+
+/** Source face regions kept in memory at most (bytes); above it, the source is decoded again to measure. */
+export const KEPT_FACE_BYTES = 256 * 2 ** 20;
+
+/**
+ * The source's face regions (faceRegions of each frame, Y, U and V), kept from a stream of its
+ * decoded yuv420p frames, so that an encode of it can be measured later by decoding the encode alone
+ * (measureKeptFaces). The face-quality target feeds it the frames its final encode decodes anyway:
+ * decoding an FFV1 source a second time cost the dev composite's check 5 of its 7 seconds.
+ */
+export class KeptFaces {
+  private readonly masks: FaceMasks;
+  readonly frames: { regions: PixelRect[]; pixels: Uint8Array[] }[] = [];
+
+  constructor(readonly plan: Plan) {
+    this.masks = new FaceMasks(plan, plan.input.width, plan.input.height);
+  }
+
+  /** Pure: the bytes the face regions of every frame of `plan` take (what KeptFaces would hold). */
+  static bytesFor(plan: Plan): number {
+    const { width, height, frameCount } = plan.input;
+    const masks = new FaceMasks(plan, width, height);
+    let bytes = 0;
+    for (let f = 0; f < frameCount; f++) for (const r of faceRegions(masks.facesAt(f), width, height)) bytes += 1.5 * (r.x1 - r.x0) * (r.y1 - r.y0);
+    return bytes;
+  }
+
+  /** Keeps the face regions of the next frame (a whole yuv420p frame of the plan's size). */
+  keep(frame: Uint8Array): void {
+    const { width, height } = this.plan.input;
+    const regions = faceRegions(this.masks.facesAt(this.frames.length), width, height);
+    const planes = framePlanes(frame, width, height);
+    const pixels = regions.map((r) => {
+      const ry = (r.x1 - r.x0) * (r.y1 - r.y0);
+      const out = new Uint8Array(1.5 * ry);
+      copyRegion(planes, r, out, 0, ry, (ry * 5) / 4);
+      return out;
+    });
+    this.frames.push({ regions, pixels });
+  }
+
+  /** Reads a stream of raw yuv420p frames into keep(). */
+  async keepAll(stream: Readable): Promise<void> {
+    const { width, height } = this.plan.input;
+    for await (const frame of rawFrames(stream, 1.5 * width * height)) this.keep(frame);
+  }
+}
+
+/**
+ * measureFaces' figures for an encode of a source whose face regions were kept (KeptFaces): the
+ * encode is decoded alone and paired with them frame by frame, in order. Identical to measureFaces
+ * on the same files (the same regions, masks and sums).
+ */
+export async function measureKeptFaces(kept: KeptFaces, distorted: string, bins: Binaries, options: Omit<MeasureOptions, 'pairBy'> = {}): Promise<FaceQuality> {
+  const { plan } = kept;
+  const { width, height, frameCount } = plan.input;
+  if (kept.frames.length !== frameCount) {
+    throw new RoiError('FRAME_MISMATCH', `kept the faces of ${kept.frames.length} frames but the source has ${frameCount}`);
+  }
+  const mask = new Uint8Array(width * height);
+  const masks = new FaceMasks(plan, width, height);
+  const sums = new ClassSums();
+  const scratch = { region: new Uint8Array(0), mask: new Uint8Array(0) };
+  const meter = new ProgressMeter('measure', frameCount, options.onProgress, options.label);
+  let frame = 0;
+  await run(bins.ffmpeg, [
+    '-hide_banner', '-nostdin', '-nostats', '-loglevel', 'error', '-noautorotate', '-i', distorted,
+    '-map', '0:v:0', '-vf', 'format=yuv420p', '-fps_mode', 'passthrough', '-f', 'rawvideo', 'pipe:1',
+  ], {
+    signal: options.signal,
+    what: 'measuring faces',
+    consumeStdout: async (stdout) => {
+      for await (const decoded of rawFrames(stdout, 1.5 * width * height)) {
+        const k = kept.frames[frame];
+        if (!k) throw new RoiError('FRAME_MISMATCH', `${distorted} has more frames than its source's ${frameCount}`);
+        if (k.regions.length) masks.fill(frame, mask);
+        addFaceRegions(sums, k.regions, mask, width, (r, i) => ({ buf: k.pixels[i]!, y: 0, u: (r.x1 - r.x0) * (r.y1 - r.y0), v: ((r.x1 - r.x0) * (r.y1 - r.y0) * 5) / 4, stride: r.x1 - r.x0, x0: r.x0, y0: r.y0 }), framePlanes(decoded, width, height), scratch);
+        frame++;
+        meter.update(frame);
+      }
+    },
+  });
+  if (frame !== frameCount) throw new RoiError('FRAME_MISMATCH', `measured ${frame} frames but the source has ${frameCount}: ${distorted} does not line up with its source`);
+  return faceQuality(sums);
 }
