@@ -1,8 +1,12 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { buildEncodeArgs, containerFor } from '../src/encode/argv.js';
-import { addroiChain, buildRoiFilterGraph, qoffsetFor, STARTS_PER_SETPTS, zonesParam } from '../src/encode/filtergraph.js';
+import { addroiChain, buildRoiFilterGraph, FLAT_SEGMENTS, qoffsetFor, STARTS_PER_SETPTS, zonesParam } from '../src/encode/filtergraph.js';
 import type { Plan } from '../src/plan.js';
+import { workDir } from './helpers.js';
 
 function plan(width: number, height: number, segments: Plan['segments'], zones: Plan['zones'] = []): Plan {
   const frameCount = segments[segments.length - 1]!.endFrame;
@@ -41,6 +45,38 @@ describe('ROI filtergraph builder', () => {
     assert.equal(lines[4], '[v0][v1][v2]concat=n=3:v=1:a=0,');
     // Segment starts at frames 10 and 25 sit at 0.2 s and 0.5 s (50 fps).
     assert.equal(lines[5], "setpts='round(PTS-st(0,if(eq(N,10)+eq(N,25),eq(N,10)*(PTS-STARTPTS-0.2/TB)+eq(N,25)*(PTS-STARTPTS-0.5/TB),ld(0))))'[out]");
+  });
+
+  it('groups more than FLAT_SEGMENTS segments in two levels, and ffmpeg gives every frame its own segment\'s regions at its own time', () => {
+    // 50 segments of 2 frames; segment i's face region starts at x = i. Frames come at 25 fps but
+    // with a gap (frames 40–59 are 0.2 s later), so the timestamps must be restored, not re-timed.
+    const n = FLAT_SEGMENTS + 18;
+    const segs = Array.from({ length: n }, (_, i) => ({ startFrame: 2 * i, endFrame: 2 * i + 2, regions: [face(i, 0, 16, 16, -5), background(64, 64, 5)] }));
+    const frameTimes = Float64Array.from({ length: 2 * n }, (_, f) => f / 25 + (f >= 40 ? 0.2 : 0));
+    const g = buildRoiFilterGraph(plan(64, 64, segs), { strength: 1, frameTimes, outputLabel: 'v' });
+    const lines = g.split('\n');
+    const groups = Math.ceil(n / Math.ceil(Math.sqrt(n)));
+    assert.equal(lines[0], `[0:v:0]split=${groups}${Array.from({ length: groups }, (_, i) => `[s${i}]`).join('')};`);
+    // The second group (segments 8–15, frames 16–31) counts its segments' frames from its own first.
+    assert.match(g, /^\[s1\]trim=start_frame=16:end_frame=32,split=8\[g1s0\]/m);
+    assert.match(g, /^\[g1s1\]trim=start_frame=2:end_frame=4,addroi=x=9:y=0:/m);
+    const dir = workDir('filtergraph');
+    const script = join(dir, 'grouped.filter');
+    writeFileSync(script, `${g};\n[v]showinfo`);
+    const r = spawnSync('ffmpeg', ['-hide_banner', '-f', 'lavfi', '-i', `testsrc2=s=64x64:r=25:d=${(2 * n + 5) / 25},select='not(between(n\\,40\\,44))'`, '-filter_complex_script', script, '-f', 'null', '-'], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr.slice(-2000));
+    const frames: { n: number; time: number; roiX?: number }[] = [];
+    for (const line of r.stderr.split('\n')) {
+      const f = /\bn:\s*(\d+) pts:\s*\d+ pts_time:([\d.]+)/.exec(line);
+      if (f) frames.push({ n: Number(f[1]), time: Number(f[2]) });
+      const roi = /index: 0, region: \((\d+), 0\)/.exec(line);
+      if (roi) frames.at(-1)!.roiX = Number(roi[1]);
+    }
+    assert.equal(frames.length, 2 * n);
+    for (const f of frames) {
+      assert.equal(f.roiX, Math.floor(f.n / 2), `frame ${f.n}`);
+      assert.ok(Math.abs(f.time - frameTimes[f.n]!) < 1e-6, `frame ${f.n} at ${f.time} s, source ${frameTimes[f.n]} s`);
+    }
   });
 
   it('chains the timestamp restoration over several setpts filters when there are many segments', () => {
