@@ -184,9 +184,9 @@ const faceArea = (d: Plan['detections'][number]) => d.faces.reduce((s, f) => s +
  * Pure: the sample stretches, face-rich parts of the video chosen from the plan. The video is split
  * into K equal parts (K from SAMPLE_SHARE, at most MAX_STRETCHES, at least one); in each, the
  * SAMPLE_SECONDS window starting at a sample with faces whose samples hold the most face area per
- * frame encoded (its warm-up included). Each
- * gets a WARMUP_SECONDS warm-up before it (none at frame 0, where the real encode starts too). Empty
- * when no sample has a face.
+ * frame encoded, its warm-up included. Each gets a WARMUP_SECONDS warm-up before it (none at frame 0,
+ * where the real encode starts too, nor right after the previous stretch). Empty when no sample has a
+ * face.
  */
 export function chooseStretches(plan: Plan): Stretch[] {
   const n = plan.input.frameCount;
