@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { buildEncodeArgs, containerFor } from '../src/encode/argv.js';
 import { addroiChain, buildRoiFilterGraph, FLAT_SEGMENTS, qoffsetFor, STARTS_PER_SETPTS, zonesParam } from '../src/encode/filtergraph.js';
+import { resolveBinaries } from '../src/media/binaries.js';
 import type { Plan } from '../src/plan.js';
 import { workDir } from './helpers.js';
 
@@ -63,7 +64,7 @@ describe('ROI filtergraph builder', () => {
     const dir = workDir('filtergraph');
     const script = join(dir, 'grouped.filter');
     writeFileSync(script, `${g};\n[v]showinfo`);
-    const r = spawnSync('ffmpeg', ['-hide_banner', '-f', 'lavfi', '-i', `testsrc2=s=64x64:r=25:d=${(2 * n + 5) / 25},select='not(between(n\\,40\\,44))'`, '-filter_complex_script', script, '-f', 'null', '-'], { encoding: 'utf8' });
+    const r = spawnSync(resolveBinaries().ffmpeg, ['-hide_banner', '-f', 'lavfi', '-i', `testsrc2=s=64x64:r=25:d=${(2 * n + 5) / 25},select='not(between(n\\,40\\,44))'`, '-filter_complex_script', script, '-f', 'null', '-'], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr.slice(-2000));
     const frames: { n: number; time: number; roiX?: number }[] = [];
     for (const line of r.stderr.split('\n')) {

@@ -48,12 +48,14 @@ describe('face-quality target', () => {
     console.log(`match-crf 23: CRF ${t.crf}, faces ${qOut.facePsnr.toFixed(2)} vs ${qRef.facePsnr.toFixed(2)} dB (estimated ${t.reference!.facePsnr.toFixed(2)}), size ${(outBytes / refBytes).toFixed(3)} (predicted ${t.predicted.sizeRatio!.toFixed(3)}), ${t.sampleTries} tries`);
   });
 
-  it('--match-crf at 30 fps from a 4:2:2 source: samples still pair frame by frame; the check decodes the source again, with the same figures', async () => {
+  it('--match-crf at 30 fps from a 4:2:2 source into Matroska: samples and the whole output pair frame by frame; the check decodes the source again, with the same figures', async () => {
     // At 25 fps every frame time is a whole millisecond, so only other rates show a mismatch between
     // the sample file's timestamps and its sample encodes'. A 4:2:2 source cannot lend the check its
     // decoded frames (they would need converting), so the source is decoded again to measure.
     const clip30 = fixture(dir, 'head-30fps-422.mp4', (out) => ['-i', SAMPLE, '-t', '3', '-an', '-vf', 'fps=30,format=yuv422p', '-c:v', 'libx264', '-preset', 'veryfast', '-crf', '12', out]);
-    const out = join(dir, 'match-30fps.mp4');
+    // Matroska keeps millisecond timestamps, which at 30 fps do not match the source's: the check
+    // pairs the output's frames with the source's by index.
+    const out = join(dir, 'match-30fps.mkv');
     const r = await encode(clip30, out, { matchCrf: 26, preset: 'veryfast', force: true });
     assert.equal(r.target!.applied, true);
     assert.equal(r.target!.sourceDecodedOnce, false);
@@ -108,6 +110,22 @@ describe('face-quality target', () => {
     assert.deepEqual(faceRegions([{ x: 0, y: 0, w: 16, h: 16 }, { x: 20, y: 8, w: 8, h: 8 }], 640, 360), [{ x0: 0, y0: 0, x1: 28, y1: 16 }]);
     assert.equal(faceRegions([{ x: 0, y: 0, w: 16, h: 16 }, { x: 200, y: 200, w: 16, h: 16 }], 640, 360).length, 2);
     assert.deepEqual(faceRegions([{ x: 630, y: 350, w: 30, h: 30 }, { x: 700, y: 0, w: 5, h: 5 }], 642, 362), [{ x0: 628, y0: 348, x1: 642, y1: 362 }]);
+  });
+
+  it('chooseStretches: a stretch at frame 0 needs no warm-up, so it beats a slightly richer one later, not a much richer one', async () => {
+    const p = await planOf();
+    // 125 frames at 25 fps: one stretch of 25 measured frames, 10 frames of warm-up where one is needed.
+    const withFaces = (later: number) => ({
+      ...p,
+      detections: Array.from({ length: p.input.frameCount }, (_, frame) => {
+        const side = frame < 25 ? 100 : frame >= 60 && frame < 85 ? later : 0;
+        return { frame, time: frame / 25, faces: side ? [{ x: 10, y: 10, w: side, h: side, score: 0.9 }] : [] };
+      }),
+    });
+    // 4% more face area later: 25 frames of faces for 25 encoded at frame 0, against 35 later.
+    assert.deepEqual(chooseStretches(withFaces(102)), [{ warmStart: 0, start: 0, end: 25 }]);
+    // 69% more: worth its warm-up.
+    assert.deepEqual(chooseStretches(withFaces(130)), [{ warmStart: 50, start: 60, end: 85 }]);
   });
 
   it('samples: face-rich stretches with warm-ups, plans that line up with them', async () => {

@@ -436,7 +436,8 @@ export async function encodeToFaceTarget(input: string, output: string, options:
   // 3. Final encode and whole-output measurement; one correction at most.
   // The output's faces are measured against the source frames the final encode decodes anyway (their
   // face regions kept in memory), so that only the output is decoded to measure it; a source that is
-  // not 8-bit 4:2:0, or whose face regions exceed KEPT_FACE_BYTES, is decoded again instead.
+  // not yuv420p (4:2:2, 10-bit, full-range yuvj420p), or whose kept face regions would exceed
+  // KEPT_FACE_BYTES, is decoded again instead; the figures are the same either way.
   const keepFaces = info.pixelFormat === 'yuv420p' && KeptFaces.bytesFor(plan) <= KEPT_FACE_BYTES;
   const finalEncode = async (crf: number, label: string) => {
     const started = performance.now();
@@ -447,11 +448,18 @@ export async function encodeToFaceTarget(input: string, output: string, options:
     });
     seconds.encode += (performance.now() - started) / 1000;
     const measured = performance.now();
-    const measureOptions = { signal, onProgress: labelled(onProgress, `${label}: measuring faces on the whole output`) };
+    // Either failing stops the other.
+    const stop = new AbortController();
+    const both = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
+    const measureOptions = { signal: both, onProgress: labelled(onProgress, `${label}: measuring faces on the whole output`) };
     const [q, { bytes }] = await Promise.all([
-      kept ? measureKeptFaces(kept, output, bins, measureOptions) : measureFaces(input, output, plan, bins, measureOptions),
-      videoStreamBytes(output, bins, signal),
-    ]);
+      // The final encode passes every frame through (no frame added or dropped), so frames pair by index.
+      kept ? measureKeptFaces(kept, output, bins, measureOptions) : measureFaces(input, output, plan, bins, { ...measureOptions, pairBy: 'index' }),
+      videoStreamBytes(output, bins, both),
+    ]).catch((error: unknown) => {
+      stop.abort();
+      throw error;
+    });
     seconds.measure += (performance.now() - measured) / 1000;
     tries.push({ crf, on: 'whole', mode: 'roi', facePsnr: q.facePsnr, faceSsim: q.faceSsim, bytes });
     return { result, q, bytes };
@@ -468,7 +476,7 @@ export async function encodeToFaceTarget(input: string, output: string, options:
       await encode(input, file, { roi: 'none', crf: target.value, preset, videoOnly: true, force: true, ffmpegPath: options.ffmpegPath, signal, onProgress: labelled(onProgress, label) });
       seconds.encode += (performance.now() - started) / 1000;
       const measured = performance.now();
-      const q = await measureFaces(input, file, plan, bins, { signal, onProgress: labelled(onProgress, label) });
+      const q = await measureFaces(input, file, plan, bins, { signal, onProgress: labelled(onProgress, label), pairBy: 'index' });
       const bytes = (await videoStreamBytes(file, bins, signal)).bytes;
       seconds.measure += (performance.now() - measured) / 1000;
       tries.push({ crf: target.value, on: 'whole', mode: 'uniform', facePsnr: q.facePsnr, faceSsim: q.faceSsim, bytes });

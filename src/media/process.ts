@@ -110,10 +110,14 @@ export function run(command: string, args: readonly string[], options: RunOption
     child.stderr.on('data', (chunk: string) => tail.push(chunk));
 
     const consume = (read: (stream: Readable) => Promise<void>, stream: Readable) => {
-      consumers.push(read(stream).catch((error: unknown) => {
-        consumerError ??= error;
-        child.kill('SIGKILL');
-      }));
+      consumers.push(read(stream).then(
+        // A consumer that returns before the end still lets the child finish: the rest is drained.
+        () => void stream.resume(),
+        (error: unknown) => {
+          consumerError ??= error;
+          child.kill('SIGKILL');
+        },
+      ));
     };
     if (options.consumeFd3) consume(options.consumeFd3, child.stdio[3] as Readable);
     if (options.consumeStdout) {
