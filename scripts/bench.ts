@@ -187,6 +187,7 @@ for (const clip of only === 'distributed' || only === 'match' || only === 'curve
       'full scans': a?.fullScans,
       'follow passes': a?.followPasses,
       'carried faces': a?.carriedFaces,
+      'decoded frames': a?.decodedFrames,
       'ms/sample': round((1000 * r.analysisSeconds) / r.plan.detections.length, 1),
       fps: round(r.plan.input.frameCount / r.analysisSeconds, 1),
       ...(variant.name === 'saliency only' ? {} : recall(clip, r.plan)),

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { FaceMasks } from '../src/report/metrics.js';
 import { analyze, planToJson, validatePlan, type Plan } from '../src/index.js';
-import { dropExpression, FRAME_QUEUE_BOUND, packetRanges, planSampling, sampleFrames, selectedFramesArgs, uprightFilters } from '../src/analysis/frames.js';
+import { dropExpression, FRAME_QUEUE_BOUND, MAX_GOP_DECODE_SHARE, mergeStretches, planSampling, rangesDropExpression, sampleFrames, selectedFrames, selectedFramesArgs, uprightFilters } from '../src/analysis/frames.js';
 import { ANALYZE_DEFAULTS } from '../src/analysis/analyze.js';
 import { FaceDetector } from '../src/analysis/face-detector.js';
 import { FaceScanner, type FaceModel, type ScanPolicy } from '../src/analysis/face-scan.js';
@@ -245,8 +245,11 @@ describe('adaptive detection (full scans and follow passes)', () => {
     const stats = plan.analysis!;
     assert.equal(stats.samples, plan.detections.length);
     assert.equal(stats.fullScans + stats.followPasses, stats.samples);
-    // At 3 samples a second and a full scan a second, most samples are follow passes.
+    // At 3 samples a second or more and a full scan a second, most samples are follow passes.
     assert.ok(stats.followPasses >= stats.samples / 2, `${stats.followPasses} follow passes of ${stats.samples} samples`);
+    // FFV1 with a keyframe every 12 frames: each keyframe and the sample 4 frames after it, not every frame.
+    assert.ok(plan.detections.every((d) => d.frame % 12 === 0 || d.frame % 12 === 4 || d.frame === plan.input.frameCount - 1), 'samples off the keyframes');
+    assert.ok((stats.decodedFrames ?? Infinity) <= plan.input.frameCount / 2, `${stats.decodedFrames} frames decoded`);
     // Every sample, scanned or followed, has all three faces (the smallest ~30 px at (762, 616)).
     for (const d of plan.detections) {
       assert.equal(d.faces.length, 3, `frame ${d.frame}: ${d.faces.length} faces`);
@@ -297,6 +300,35 @@ describe('adaptive detection (full scans and follow passes)', () => {
     assert.ok(decodedFrames > plan.detections.length && decodedFrames < 40, `${decodedFrames} frames decoded`);
     assert.deepEqual(plan.cuts, [40]);
     for (const d of plan.detections) assert.equal(d.faces.length, d.frame >= 40 ? 1 : 0, `frame ${d.frame}`);
+  });
+
+  it('samples short-GOP FFV1 at its keyframes, and still finds a cut between two of them to the frame', async () => {
+    // The same cut at frame 40, FFV1 with a keyframe every 12 frames (ffmpeg's default): the cut
+    // falls between the keyframes 36 and 48, at the sample 4 frames after 36. Frames 41–47 are never
+    // decoded for the samples; the search for the cut decodes them.
+    const clip = fixture(dir, 'cut-to-face-gop12.mkv', (out) => [
+      '-loop', '1', '-t', '1.6', '-i', join(MEDIA, 'street.jpg'), '-loop', '1', '-t', '1.6', '-i', join(MEDIA, 'astronaut.png'),
+      '-filter_complex', '[0]scale=512:512,setsar=1,fps=25[a];[1]scale=512:512,setsar=1,fps=25[b];[a][b]concat=n=2:v=1,format=yuv420p',
+      '-c:v', 'ffv1', '-g', '12', out]);
+    const plan = await analyze(clip);
+    assert.deepEqual(plan.detections.map((d) => d.frame), [0, 4, 12, 16, 24, 28, 36, 40, 48, 52, 60, 64, 72, 79]);
+    assert.deepEqual(plan.cuts, [40]);
+    // 5 of every 12 frames, the last GOP whole and the stretch 36–40 again for the cut: 43 of 80.
+    assert.ok((plan.analysis!.decodedFrames ?? 0) < 48, `${plan.analysis!.decodedFrames} frames decoded`);
+    for (const d of plan.detections) assert.equal(d.faces.length, d.frame >= 40 ? 1 : 0, `frame ${d.frame}`);
+    // The face's regions start at the cut, not before it.
+    const segment = plan.segments.find((g) => g.regions.some((r) => r.kind === 'face'))!;
+    assert.equal(segment.startFrame, 40);
+  });
+
+  it('analyses intra-only video with more samples than an FFmpeg expression takes terms', async () => {
+    // 40 s, every frame a keyframe: 126 samples. Selecting them with one term each failed (FFmpeg
+    // refuses a sum of ~100 terms); the selection is now one expression whatever the length.
+    const clip = fixture(dir, 'long-intra.mkv', (out) => ['-f', 'lavfi', '-i', 'testsrc2=s=160x120:r=25', '-t', '40', '-c:v', 'ffv1', '-g', '1', out]);
+    const plan = await analyze(clip);
+    assert.equal(plan.input.frameCount, 1000);
+    assert.equal(plan.detections.length, 126);
+    assert.ok((plan.analysis!.decodedFrames ?? Infinity) < 1000, `${plan.analysis!.decodedFrames} frames decoded`);
   });
 
   it('turns sampled frames of rotated intra-only video upright before detection', async () => {
@@ -433,10 +465,57 @@ describe('still content costs less', () => {
 });
 
 describe('intra-only sampling builders', () => {
-  it('groups sampled frames into packet ranges and a drop expression for the noise filter', () => {
-    assert.deepEqual(packetRanges([0, 8, 9, 10, 16, 24, 25]), [[0, 0], [8, 10], [16, 16], [24, 25]]);
+  it('selects packets with expressions whose length does not grow with the video', () => {
     // Commas are escaped: the expression sits inside a -bsf list, where a bare comma separates filters.
-    assert.equal(dropExpression([[0, 0], [8, 10]]), 'not(eq(n\\,0)+between(n\\,8\\,10))');
+    assert.equal(dropExpression({ every: 8, tailFrom: 99 }), 'not(not(mod(n\\,8))+gte(n\\,99))');
+    // st(0)/ld(0) carry the last keyframe's number from packet to packet.
+    assert.equal(dropExpression({ depth: 4, tailFrom: 96 }), 'not(lte(n-st(0\\,if(key\\,n\\,ld(0)))\\,4)+gte(n\\,96))');
+    const keyframes = Uint32Array.from([0, 12, 24, 36]);
+    assert.deepEqual(selectedFrames({ every: 8, tailFrom: 20 }, { frameCount: 22, keyframes }), [0, 8, 16, 20, 21]);
+    assert.deepEqual(selectedFrames({ depth: 2, tailFrom: 36 }, { frameCount: 40, keyframes }), [0, 1, 2, 12, 13, 14, 24, 25, 26, 36, 37, 38, 39]);
+  });
+
+  it('searches arbitrary stretches with a binary tree of tests, so thousands of them still parse', () => {
+    assert.deepEqual(mergeStretches([[0, 8], [8, 16], [24, 32], [33, 40], [48, 56]]), [[0, 16], [24, 40], [48, 56]]);
+    assert.equal(rangesDropExpression([[0, 0], [8, 10]]), 'not(if(lt(n\\,8)\\,eq(n\\,0)\\,between(n\\,8\\,10)))');
+    // Nesting grows with log2 of the count: FFmpeg refuses ~100 levels, as it does a flat sum of ~100 terms.
+    const many = rangesDropExpression(Array.from({ length: 4000 }, (_, i) => [i * 10, i * 10 + 3] as [number, number]));
+    let depth = 0, deepest = 0;
+    for (const c of many) deepest = Math.max(deepest, (depth += c === '(' ? 1 : c === ')' ? -1 : 0));
+    assert.ok(deepest <= 2 * 13 + 3, `nesting ${deepest}`);
+  });
+
+  it('places samples just after keyframes, no two more than a step apart, where that decodes at most half the frames', () => {
+    const info = { frameRate: 25, frameCount: 200, rotation: 0 as const, width: 1280, height: 720 };
+    const grid = planSampling(info, 3, 0.5);
+    assert.equal(grid.step, 8);
+    assert.equal(grid.keep, undefined);
+    const gaps = (indices: number[]) => indices.slice(1).map((v, i) => v - indices[i]!);
+    // Every frame a keyframe: the same samples, only those decoded.
+    const intra = planSampling({ ...info, keyframes: Uint32Array.from({ length: 200 }, (_, i) => i) }, 3, 0.5);
+    assert.deepEqual(intra.indices, grid.indices);
+    assert.deepEqual(intra.keep, { every: 8, tailFrom: 199 });
+    // FFV1's default GOP of 12 at a step of 8: each keyframe and 4 frames after it, the last GOP whole.
+    const gop12 = planSampling({ ...info, keyframes: Uint32Array.from({ length: 17 }, (_, i) => i * 12) }, 3, 0.5);
+    assert.deepEqual(gop12.indices.slice(0, 7), [0, 4, 12, 16, 24, 28, 36]);
+    assert.equal(gop12.indices[gop12.indices.length - 1], 199);
+    assert.ok(Math.max(...gaps(gop12.indices)) <= 8);
+    assert.deepEqual(gop12.keep, { depth: 4, tailFrom: 192 });
+    const decoded = selectedFrames(gop12.keep!, { frameCount: 200, keyframes: Uint32Array.from({ length: 17 }, (_, i) => i * 12) });
+    assert.equal(decoded.length, 16 * 5 + 8);
+    assert.ok(gop12.indices.every((i) => decoded.includes(i)), 'a sample is not decoded');
+    // A GOP of 4: keyframes a step apart, the ones between decoded but not sampled.
+    const gop4 = planSampling({ ...info, keyframes: Uint32Array.from({ length: 50 }, (_, i) => i * 4) }, 3, 0.5);
+    assert.deepEqual(gop4.indices, grid.indices);
+    assert.deepEqual(gop4.keep, { depth: 0, tailFrom: 196 });
+    // Irregular keyframes (one after a cut at 50) keep every gap within the step.
+    const irregular = planSampling({ ...info, keyframes: Uint32Array.from([0, 12, 24, 36, 48, 50, 62, 74, 86, 98, 110, 122, 134, 146, 158, 170, 182, 194]) }, 3, 0.5);
+    assert.ok(Math.max(...gaps(irregular.indices)) <= 8, `gaps ${gaps(irregular.indices)}`);
+    // A GOP of 16 would decode 9 of every 16 frames: more than MAX_GOP_DECODE_SHARE, so every frame is decoded.
+    const gop16 = planSampling({ ...info, keyframes: Uint32Array.from({ length: 13 }, (_, i) => i * 16) }, 3, 0.5);
+    assert.ok(9 / 16 > MAX_GOP_DECODE_SHARE);
+    assert.deepEqual(gop16.indices, grid.indices);
+    assert.equal(gop16.keep, undefined);
   });
 
   it('turns frames upright as a player would, since the packet pipe drops the display matrix', () => {

@@ -181,4 +181,18 @@ describe('probe (one ffprobe run for streams and packets)', () => {
     assert.equal(info.frameCount, times.length);
     info.frameTimes.forEach((t, i) => assert.ok(Math.abs(t - (times[i]! - times[0]!)) < 1e-6, `frame ${i}`));
   });
+
+  it('lists the keyframes where decoding can start afresh, only where packet n is frame n', async () => {
+    const bins = resolveBinaries();
+    const src = ['-f', 'lavfi', '-i', 'testsrc2=size=160x120:rate=25:duration=2'];
+    const ffv1 = await probeVideo(fixture(dir, 'probe-ffv1-gop12.mkv', (out) => [...src, '-c:v', 'ffv1', '-g', '12', out]), bins);
+    assert.deepEqual([...ffv1.keyframes!], [0, 12, 24, 36, 48]);
+    assert.equal(ffv1.intraOnly, false);
+    const mjpeg = await probeVideo(fixture(dir, 'probe-mjpeg.mkv', (out) => [...src, '-c:v', 'mjpeg', out]), bins);
+    assert.equal(mjpeg.keyframes!.length, 50);
+    assert.equal(mjpeg.intraOnly, true);
+    // H.264 with B-frames: packets are in decode order, and its keyframe flag also marks recovery points.
+    const h264 = await probeVideo(fixture(dir, 'probe-h264-bframes.mp4', (out) => [...src, '-c:v', 'libx264', '-g', '12', '-bf', '2', out]), bins);
+    assert.equal(h264.keyframes, undefined);
+  });
 });

@@ -5,7 +5,7 @@ import type { Binaries } from '../media/binaries.js';
 import { run, type RunOptions } from '../media/process.js';
 import type { VideoInfo } from '../media/probe.js';
 import { rawFrames } from '../media/raw-frames.js';
-import { meanAbsDiff, thumbnail } from './image.js';
+import { sceneDistance, thumbnail } from './image.js';
 
 /** One sampled frame in display orientation, RGB24, at analysis size. */
 export interface SampledFrame {
@@ -21,17 +21,37 @@ export interface SampledFrame {
 }
 
 export interface SamplingPlan {
-  /** Every `step`-th frame is sampled, starting at frame 0, and the last frame too. */
+  /** Frames from one sample to the next, at most (fewer before the last frame, and where samples sit on keyframes). */
   step: number;
   /** Display-oriented analysis size. */
   width: number;
   height: number;
-  /** Frame indices that will be delivered, in order. */
+  /** Frame indices that will be delivered, in order: frame 0, then every `step`-th frame (or, on keyframes, no further apart), and the last frame. */
   indices: number[];
+  /**
+   * How the sampled frames are decoded: every frame of the video, or (where the probe found keyframes
+   * that restart decoding, VideoInfo.keyframes) only the packets that `keep` selects.
+   */
+  keep?: PacketSelection;
 }
 
+/**
+ * Packets an intra-only or short-GOP input needs for its samples: every `every`-th packet (every
+ * frame a keyframe), or each keyframe and the `depth` packets after it; plus every packet from
+ * `tailFrom` on (the last frame, decoded from the keyframe before it). Constant-length expressions
+ * in video length, unlike a list of frames.
+ */
+export type PacketSelection = { every: number; tailFrom: number } | { depth: number; tailFrom: number };
+
+/**
+ * Short-GOP input is decoded only from each keyframe to the samples placed just after it when that
+ * decodes at most this share of the frames; beyond it, one decode of every frame (which also scores
+ * every frame for cuts in the same pass) costs about as much.
+ */
+export const MAX_GOP_DECODE_SHARE = 0.5;
+
 /** The display size of a video (rotation applied). */
-export function displaySize(info: VideoInfo): { width: number; height: number } {
+export function displaySize(info: Pick<VideoInfo, 'rotation' | 'width' | 'height'>): { width: number; height: number } {
   const swap = info.rotation === 90 || info.rotation === 270;
   return swap ? { width: info.height, height: info.width } : { width: info.width, height: info.height };
 }
@@ -39,17 +59,65 @@ export function displaySize(info: VideoInfo): { width: number; height: number } 
 /**
  * Picks the sampling step from the requested rate; frames are scaled by `scale` (at most 1).
  * Sampling by frame number (not by time) keeps the mapping to source frames exact for variable
- * frame rate too; the step follows the mean rate.
+ * frame rate too; the step follows the mean rate. Where every frame is a keyframe, only the samples
+ * are decoded; where keyframes restart decoding and come often enough, only the frames from each
+ * keyframe to the samples after it (gopSampling).
  */
-export function planSampling(info: VideoInfo, sampleFps: number, scale: number): SamplingPlan {
+export function planSampling(info: Pick<VideoInfo, 'frameRate' | 'frameCount' | 'rotation' | 'width' | 'height' | 'keyframes'>, sampleFps: number, scale: number): SamplingPlan {
   const step = Math.max(1, Math.round(info.frameRate / sampleFps));
   const display = displaySize(info);
   const even = (v: number) => Math.max(2, 2 * Math.round((v * scale) / 2));
-  const indices: number[] = [];
-  for (let i = 0; i < info.frameCount; i += step) indices.push(i);
+  const size = { width: even(display.width), height: even(display.height) };
+  const last = info.frameCount - 1;
+  const grid: number[] = [];
+  for (let i = 0; i < info.frameCount; i += step) grid.push(i);
   // The last frame too, so the end of the clip is interpolated rather than extrapolated.
-  if (indices[indices.length - 1] !== info.frameCount - 1) indices.push(info.frameCount - 1);
-  return { step, width: even(display.width), height: even(display.height), indices };
+  if (grid[grid.length - 1] !== last) grid.push(last);
+  const keys = info.keyframes;
+  if (keys && keys.length === info.frameCount) return { step, ...size, indices: grid, keep: { every: step, tailFrom: last % step === 0 ? info.frameCount : last } };
+  const gop = keys && keys.length > 1 ? gopSampling(keys, info.frameCount, step) : undefined;
+  if (gop && gop.decoded <= MAX_GOP_DECODE_SHARE * info.frameCount) return { step, ...size, indices: gop.indices, keep: gop.keep };
+  return { step, ...size, indices: grid };
+}
+
+/**
+ * Samples for input whose keyframes restart decoding, no two more than `step` frames apart, placed
+ * so that as little as possible is decoded: a keyframe is sampled where the next one (or the last
+ * frame) is out of the step's reach, and where a GOP is longer than the step, the samples it still
+ * needs sit as early as the step allows, so that each GOP is decoded only from its keyframe to
+ * `depth` frames after it. FFV1's default GOP of 12 at a step of 8: samples at 0, 4, 12, 16, 24…,
+ * 5 frames of each 12 decoded. The last GOP is decoded whole, for the last frame.
+ */
+export function gopSampling(keys: ArrayLike<number>, frameCount: number, step: number): { indices: number[]; keep: PacketSelection; decoded: number } {
+  const last = frameCount - 1;
+  const tailFrom = keys[upperBound(keys, last) - 1]!;
+  const indices = [0];
+  let depth = 0;
+  for (let g = 0; g < keys.length; g++) {
+    const k = keys[g]!;
+    const end = g + 1 < keys.length ? keys[g + 1]! : last;
+    if (end - indices[indices.length - 1]! <= step) continue;
+    if (k > indices[indices.length - 1]!) indices.push(k);
+    const extra: number[] = [];
+    for (let s = end - step; s > indices[indices.length - 1]!; s -= step) extra.push(s);
+    indices.push(...extra.reverse());
+    if (extra.length > 0 && k < tailFrom) depth = Math.max(depth, extra[extra.length - 1]! - k);
+  }
+  if (indices[indices.length - 1] !== last) indices.push(last);
+  const keep = { depth, tailFrom: tailFrom === last ? frameCount : tailFrom };
+  return { indices, keep, decoded: selectedFrames(keep, { frameCount, keyframes: keys }).length };
+}
+
+/** The first position in ascending `values` whose value is greater than `v`. */
+function upperBound(values: ArrayLike<number>, v: number): number {
+  let lo = 0;
+  let hi = values.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (values[mid]! <= v) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 /** The scdet chain that logs scene cuts (with their frame index among its input frames) on stderr. */
@@ -76,23 +144,57 @@ export function samplingArgs(input: string, plan: SamplingPlan, sceneThreshold: 
   ];
 }
 
-/** A `noise` bitstream-filter expression true for packets to drop: all but those in `ranges` ([first, last], by packet number). */
-export function dropExpression(ranges: [number, number][]): string {
-  const keep = ranges.map(([a, b]) => (a === b ? `eq(n\\,${a})` : `between(n\\,${a}\\,${b})`)).join('+');
-  return `not(${keep})`;
+/** The `noise` bitstream filter's expression, true for the packets to drop, of a selection (commas escaped for a -bsf list). */
+export function dropExpression(keep: PacketSelection): string {
+  // st(0)/ld(0) keep the last keyframe's packet number from one packet to the next.
+  const head = 'every' in keep ? `not(mod(n\\,${keep.every}))` : `lte(n-st(0\\,if(key\\,n\\,ld(0)))\\,${keep.depth})`;
+  return `not(${head}+gte(n\\,${keep.tailFrom}))`;
+}
+
+/** The frame indices a selection hands the decoder, in order (packet n is frame n). */
+export function selectedFrames(keep: PacketSelection, info: { frameCount: number; keyframes?: ArrayLike<number> }): number[] {
+  const frames: number[] = [];
+  if ('every' in keep) for (let i = 0; i < keep.tailFrom; i += keep.every) frames.push(i);
+  else {
+    const keys: ArrayLike<number> = info.keyframes ?? [];
+    for (let g = 0; g < keys.length && keys[g]! < keep.tailFrom; g++) {
+      const end = Math.min(keys[g]! + keep.depth + 1, keys[g + 1] ?? Infinity, keep.tailFrom);
+      for (let i = keys[g]!; i < end; i++) frames.push(i);
+    }
+  }
+  for (let i = keep.tailFrom; i < info.frameCount; i++) frames.push(i);
+  return frames;
 }
 
 /**
- * For intra-only video: ffmpeg arguments that copy the first video stream's packets to stdout (NUT),
- * dropping every packet outside `ranges`, so the decoder behind it never sees the frames analysis
- * does not need. In an intra-only stream packet n is frame n, and every packet decodes on its own.
+ * The drop expression of arbitrary packet ranges ([first, last], ascending): a binary search of
+ * if(lt(n,…)) tests, so that FFmpeg parses it (a flat sum of ~100 terms is refused) and evaluates a
+ * packet in log(ranges) steps.
  */
-export function packetSelectArgs(input: string, ranges: [number, number][]): string[] {
+export function rangesDropExpression(ranges: [number, number][]): string {
+  const leaf = ([a, b]: [number, number]) => (a === b ? `eq(n\\,${a})` : `between(n\\,${a}\\,${b})`);
+  const tree = (lo: number, hi: number): string => {
+    if (hi - lo === 1) return leaf(ranges[lo]!);
+    const mid = (lo + hi) >> 1;
+    return `if(lt(n\\,${ranges[mid]![0]})\\,${tree(lo, mid)}\\,${tree(mid, hi)})`;
+  };
+  return `not(${tree(0, ranges.length)})`;
+}
+
+/** Ranges per ffmpeg run when searching for cuts: ~45 characters each keeps one argument well inside Linux's 128 KiB. */
+export const RANGES_PER_RUN = 2000;
+
+/**
+ * For intra-only and short-GOP video: ffmpeg arguments that copy the first video stream's packets to
+ * stdout (NUT), dropping those `drop` is true for, so the decoder behind it never sees the frames
+ * analysis does not need.
+ */
+export function packetSelectArgs(input: string, drop: string): string[] {
   return [
     '-hide_banner', '-nostdin', '-nostats', '-loglevel', 'error',
     '-i', input,
     '-map', '0:v:0', '-c', 'copy',
-    '-bsf:v', `noise=drop=${dropExpression(ranges)}`,
+    '-bsf:v', `noise=drop=${drop}`,
     '-f', 'nut', 'pipe:1',
   ];
 }
@@ -128,11 +230,23 @@ export interface SampleOptions {
 export const FRAME_QUEUE_BOUND = 2;
 
 /**
- * Between two samples of intra-only video whose thumbnails differ by more than this (0–255), the
- * frames in between are decoded to look for a cut. Low on purpose: a missed cut costs more than a
- * short decode, and a cut that scdet would find changes the thumbnail far more.
+ * Between two samples of intra-only or short-GOP video whose cut score (cutScore) is above this
+ * (0–255), the frames in between are decoded to look for a cut. Low on purpose: a missed cut costs
+ * more than a short decode, and a cut that scdet would find changes the thumbnail far more.
  */
 export const CUT_CANDIDATE_CHANGE = 6;
+
+/**
+ * How much the difference between two samples' thumbnails (image.ts sceneDistance: camera motion
+ * allowed for) looks like a cut: scdet's own score, the smaller of the difference and its change
+ * from the previous pair of samples. Steady motion keeps the difference even (between keyframes 12
+ * frames apart: the dev composite's zoom and moving faces 5.1–7.2, changing by at most 1.1; the fast
+ * pan 8.4–13.9, by at most 4.2), a cut makes it jump (58 in the test clips). Two cuts in consecutive
+ * stretches would hide the second: the price of not decoding every frame.
+ */
+export function cutScore(difference: number, previousDifference: number): number {
+  return Math.min(difference, Math.abs(difference - previousDifference));
+}
 
 export interface SampleResult {
   /** Frame indices at which scene cuts start. */
@@ -141,7 +255,7 @@ export interface SampleResult {
   decodeWaitSeconds: number;
   /** The most frames that were ever waiting in the queue (never more than FRAME_QUEUE_BOUND). */
   maxQueued: number;
-  /** Frames decoded for analysis: all of them, or for intra-only video the samples and the stretches searched for cuts. */
+  /** Frames decoded for analysis: all of them, or for intra-only and short-GOP video the samples (and keyframes) and the stretches searched for cuts. */
   decodedFrames: number;
 }
 
@@ -153,8 +267,10 @@ export interface SampleResult {
  *
  * Scene cuts: for most video every frame has to be decoded anyway (frames depend on each other),
  * and scdet scores each one on a second branch of the same filtergraph. Intra-only video (FFV1,
- * ProRes, MJPEG…) is decoded only at the samples; where two consecutive samples differ enough to
- * hide a cut, the frames between them are decoded afterwards and scored by scdet.
+ * ProRes, MJPEG…) is decoded only at the samples, and short-GOP video whose keyframes restart
+ * decoding (FFV1 with a GOP, VP8, VP9) only at its keyframes, which are then the samples
+ * (planSampling); where two consecutive samples differ enough to hide a cut, the frames between
+ * them are decoded afterwards and scored by scdet.
  */
 export async function sampleFrames(info: VideoInfo, plan: SamplingPlan, bins: Binaries, options: SampleOptions): Promise<SampleResult> {
   const frameBytes = plan.width * plan.height * 3;
@@ -177,9 +293,10 @@ export async function sampleFrames(info: VideoInfo, plan: SamplingPlan, bins: Bi
   const onOuterAbort = () => stopDecoder.abort();
   options.signal?.addEventListener('abort', onOuterAbort, { once: true });
 
-  // Intra-only: samples whose thumbnail differs enough from the previous sample's to hide a cut.
+  // Packet-selected input: samples whose thumbnail differs enough from the previous sample's to hide a cut.
   const cutCandidates: [number, number][] = [];
   let previous: SampledFrame | undefined;
+  let previousDifference = 0;
   const analysis = (async () => {
     while (!stopDecoder.signal.aborted) {
       const frame = queue.shift();
@@ -191,8 +308,10 @@ export async function sampleFrames(info: VideoInfo, plan: SamplingPlan, bins: Bi
         continue;
       }
       wake('decoder');
-      if (previous && frame.index - previous.index > 1 && meanAbsDiff(frame.thumb, previous.thumb) > CUT_CANDIDATE_CHANGE) {
-        cutCandidates.push([previous.index, frame.index]);
+      if (previous && frame.index - previous.index > 1) {
+        const difference = sceneDistance(frame.thumb, previous.thumb);
+        if (cutScore(difference, previousDifference) > CUT_CANDIDATE_CHANGE) cutCandidates.push([previous.index, frame.index]);
+        previousDifference = difference;
       }
       previous = frame;
       await options.onFrame(frame);
@@ -204,11 +323,17 @@ export async function sampleFrames(info: VideoInfo, plan: SamplingPlan, bins: Bi
     wake('decoder');
   });
 
+  // The frames the decoder outputs, in order: every frame, or those the packet selection keeps
+  // (samples and, for short GOPs, the keyframes and the last stretch around them, which are skipped).
+  const order = plan.keep ? selectedFrames(plan.keep, info) : undefined;
+  let next = 0;
   const consume = async (stdout: Readable) => {
     for await (const rgb of rawFrames(stdout, frameBytes)) {
-      const index = plan.indices[decoded];
+      const position = decoded++;
+      const index = order ? order[position] : plan.indices[position];
       if (index === undefined) throw new RoiError('DECODE_MISMATCH', `decoder produced more frames than the ${info.frameCount} probed in ${info.path}`);
-      decoded++;
+      if (index !== plan.indices[next]) continue;
+      next++;
       // Backpressure: while the queue is full, stdout is not read and ffmpeg blocks on the pipe.
       while (queue.length >= FRAME_QUEUE_BOUND && !stopDecoder.signal.aborted) await new Promise<void>((resolve) => (wakeDecoder = resolve));
       if (stopDecoder.signal.aborted) return;
@@ -221,8 +346,8 @@ export async function sampleFrames(info: VideoInfo, plan: SamplingPlan, bins: Bi
   const cuts: number[] = [];
   let decodeError: unknown;
   try {
-    if (info.intraOnly) {
-      await decodeSelected(info, bins, stopDecoder.signal, packetRanges(plan.indices), selectedFramesArgs(plan, info.rotation), { consumeStdout: consume });
+    if (plan.keep) {
+      await decodeSelected(info, bins, stopDecoder.signal, dropExpression(plan.keep), selectedFramesArgs(plan, info.rotation), { consumeStdout: consume });
     } else {
       await run(bins.ffmpeg, samplingArgs(info.path, plan, options.sceneThreshold), {
         signal: stopDecoder.signal,
@@ -253,8 +378,8 @@ export async function sampleFrames(info: VideoInfo, plan: SamplingPlan, bins: Bi
   if (delivered < plan.indices.length) {
     throw new RoiError('INPUT_TRUNCATED', `input is truncated or corrupt: decoded only ${delivered} of ${plan.indices.length} sampled frames of ${info.path}`);
   }
-  let decodedFrames = info.intraOnly ? decoded : info.frameCount;
-  if (info.intraOnly && cutCandidates.length > 0) {
+  let decodedFrames = plan.keep ? decoded : info.frameCount;
+  if (plan.keep && cutCandidates.length > 0) {
     const found = await findCuts(info, bins, options.signal, cutCandidates, options.sceneThreshold);
     cuts.push(...found.cuts);
     decodedFrames += found.decoded;
@@ -268,28 +393,28 @@ function cutLine(line: string): number | undefined {
   return match && line.includes('metadata') ? Number(match[1]) : undefined;
 }
 
-/** Consecutive runs of frame indices as [first, last] ranges. */
-export function packetRanges(indices: number[]): [number, number][] {
+/** Stretches of frames ([first, last], in order of their first frames) merged where they overlap or touch. */
+export function mergeStretches(stretches: [number, number][]): [number, number][] {
   const ranges: [number, number][] = [];
-  for (const i of indices) {
+  for (const [a, b] of stretches) {
     const last = ranges[ranges.length - 1];
-    if (last && i === last[1] + 1) last[1] = i;
-    else ranges.push([i, i]);
+    if (last && a <= last[1] + 1) last[1] = Math.max(last[1], b);
+    else ranges.push([a, b]);
   }
   return ranges;
 }
 
 /**
- * Decodes only the packets in `ranges` of an intra-only input: one ffmpeg copies those packets, a
- * second decodes them with `decodeArgs`. Either failing stops both; the decoder's error is the one
- * reported when both fail, since the copier then only lost its reader.
+ * Decodes only the packets `drop` keeps of an intra-only or short-GOP input: one ffmpeg copies those
+ * packets, a second decodes them with `decodeArgs`. Either failing stops both; the decoder's error is
+ * the one reported when both fail, since the copier then only lost its reader.
  */
-async function decodeSelected(info: VideoInfo, bins: Binaries, signal: AbortSignal, ranges: [number, number][], decodeArgs: string[], decode: Pick<RunOptions, 'consumeStdout' | 'onStderrLine'>): Promise<void> {
+async function decodeSelected(info: VideoInfo, bins: Binaries, signal: AbortSignal, drop: string, decodeArgs: string[], decode: Pick<RunOptions, 'consumeStdout' | 'onStderrLine'>): Promise<void> {
   const stop = new AbortController();
   const onAbort = () => stop.abort();
   signal.addEventListener('abort', onAbort, { once: true });
   const packets = new PassThrough();
-  const copier = run(bins.ffmpeg, packetSelectArgs(info.path, ranges), {
+  const copier = run(bins.ffmpeg, packetSelectArgs(info.path, drop), {
     signal: stop.signal,
     what: 'selecting frames for analysis',
     consumeStdout: async (stdout) => {
@@ -312,23 +437,30 @@ async function decodeSelected(info: VideoInfo, bins: Binaries, signal: AbortSign
 }
 
 /**
- * Scene cuts inside the given stretches of an intra-only input: the frames of each stretch are
- * decoded at low resolution and scored by scdet. The first frame of each stretch is only the
- * reference for the next one (its own score compares it with the previous stretch).
+ * Scene cuts inside the given stretches ([sample, next sample]) of an intra-only or short-GOP input:
+ * the frames of each stretch are decoded at low resolution and scored by scdet. The first frame of
+ * each stretch is only the reference for the next one (its own score compares it with whatever was
+ * decoded before it).
  */
 async function findCuts(info: VideoInfo, bins: Binaries, signal: AbortSignal | undefined, stretches: [number, number][], sceneThreshold: number): Promise<{ cuts: number[]; decoded: number }> {
-  const frames = stretches.flatMap(([a, b]) => Array.from({ length: b - a + 1 }, (_, i) => a + i));
-  const ranges = packetRanges([...new Set(frames)].sort((x, y) => x - y));
-  const order = ranges.flatMap(([a, b]) => Array.from({ length: b - a + 1 }, (_, i) => a + i));
-  const starts = new Set(ranges.map(([a]) => a));
+  // A stretch that starts between keyframes is decoded from the keyframe before it; only its own frames are scored.
+  const keys = info.keyframes ?? [];
+  const ranges = mergeStretches(stretches.map(([a, b]) => [keys[upperBound(keys, a) - 1] ?? a, b]));
+  const scored = new Set(stretches.flatMap(([a, b]) => Array.from({ length: b - a }, (_, i) => a + 1 + i)));
   const cuts: number[] = [];
+  let decoded = 0;
   const args = ['-hide_banner', '-nostdin', '-nostats', '-loglevel', 'info', '-f', 'nut', '-i', 'pipe:0', '-vf', sceneCutChain(sceneThreshold), '-f', 'null', '-'];
-  await decodeSelected(info, bins, signal ?? new AbortController().signal, ranges, args, {
-    onStderrLine: (line) => {
-      const n = cutLine(line);
-      const frame = n === undefined ? undefined : order[n];
-      if (frame !== undefined && !starts.has(frame)) cuts.push(frame);
-    },
-  });
-  return { cuts, decoded: order.length };
+  for (let first = 0; first < ranges.length; first += RANGES_PER_RUN) {
+    const batch = ranges.slice(first, first + RANGES_PER_RUN);
+    const order = batch.flatMap(([a, b]) => Array.from({ length: b - a + 1 }, (_, i) => a + i));
+    await decodeSelected(info, bins, signal ?? new AbortController().signal, rangesDropExpression(batch), args, {
+      onStderrLine: (line) => {
+        const n = cutLine(line);
+        const frame = n === undefined ? undefined : order[n];
+        if (frame !== undefined && scored.has(frame)) cuts.push(frame);
+      },
+    });
+    decoded += order.length;
+  }
+  return { cuts, decoded };
 }

@@ -36,6 +36,13 @@ export interface VideoInfo {
    * its own, so analysis decodes only the frames it samples.
    */
   intraOnly: boolean;
+  /**
+   * Frame indices of the keyframes where decoding can start afresh, ascending, when packet n is
+   * frame n (packets in presentation order, none discarded) and the codec's keyframes reset all
+   * decoder state (KEYFRAME_RESTART_CODECS, or every packet a keyframe); otherwise undefined.
+   * Analysis can then decode a frame from the keyframe before it, skipping the rest.
+   */
+  keyframes?: Uint32Array;
 }
 
 export interface Track {
@@ -195,6 +202,7 @@ function describeVideo(path: string, video: FfprobeStream & { width: number; hei
     timeBase: video.time_base && parseRational(video.time_base) > 0 ? video.time_base : '1/90000',
     startSeconds: scan.missing ? 0 : base * tb,
     intraOnly: n > 1 && scan.keyframes === n,
+    ...(scan.keyPositions && scan.keyPositions[0] === 0 && (scan.keyframes === n || KEYFRAME_RESTART_CODECS.has(video.codec_name ?? '')) ? { keyframes: scan.keyPositions } : {}),
   };
 }
 
@@ -206,6 +214,13 @@ function describeVideo(path: string, video: FfprobeStream & { width: number; hei
 const TEXT_DEMUXERS = new Set(['tty', 'bin', 'xbin', 'adf', 'idf']);
 const LIST_DEMUXERS = new Set(['hls', 'concat', 'ffmetadata', 'dash']);
 const IMAGE_CODECS = new Set(['png', 'apng', 'mjpeg', 'jpegls', 'bmp', 'gif', 'webp', 'tiff', 'jpeg2000', 'ppm', 'pgm', 'pbm', 'pam', 'qoi', 'dpx', 'exr', 'sgi', 'targa', 'xbm', 'xpm', 'xwd', 'pcx', 'photocd', 'pictor', 'sunrast', 'psd', 'hdr', 'jpegxl', 'gem']);
+/**
+ * Codecs whose keyframes reset every piece of decoder state, so decoding can start at any of them and
+ * the frames after it decode as they would in a whole-stream decode: FFV1 (its range coder's
+ * contexts start afresh), VP8 and VP9 (a keyframe refreshes every reference slot). Not H.264/HEVC,
+ * whose keyframe flag also marks recovery points that later frames may reach behind.
+ */
+const KEYFRAME_RESTART_CODECS = new Set(['ffv1', 'vp8', 'vp9']);
 /** Codecs whose streams can switch size at a keyframe (new sequence header), as captures joined end to end do. */
 const MID_STREAM_CHANGES = new Set(['h264', 'hevc', 'mpeg2video', 'mpeg1video']);
 
@@ -258,6 +273,8 @@ interface PacketScan {
   keyframes: number;
   /** First place where decode timestamps go backwards. */
   jump?: { packet: number; from: number; to: number };
+  /** Positions (among packets not discarded) of the keyframes, when presentation order is decode order and no packet was discarded. */
+  keyPositions?: Uint32Array;
 }
 
 /**
@@ -273,6 +290,9 @@ class PacketScanner {
   private packet = 0;
   private lastDts = -Infinity;
   private jump: PacketScan['jump'];
+  /** Keyframe positions among the packets kept; dropped (set undefined) once packet n cannot be frame n. */
+  private keyPositions: number[] | undefined = [];
+  private lastTs = -Infinity;
 
   add(pts: string | undefined, dts: string | undefined, flags: string | undefined): void {
     this.packet++;
@@ -281,22 +301,33 @@ class PacketScanner {
       if (d < this.lastDts && !this.jump) this.jump = { packet: this.packet, from: this.lastDts, to: d };
       this.lastDts = Math.max(this.lastDts, d);
     }
-    if (flags?.includes('D')) return;
-    if (flags?.includes('K')) this.keyframes++;
+    if (flags?.includes('D')) {
+      this.keyPositions = undefined;
+      return;
+    }
     const ts = pts !== undefined && pts !== 'N/A' ? Number(pts) : d;
-    if (Number.isFinite(ts)) this.times.push(ts);
-    else this.missing++;
+    // Reordered frames (B-frames) or no timestamps: packet n is not known to be frame n.
+    if (!Number.isFinite(ts) || ts <= this.lastTs) this.keyPositions = undefined;
+    if (flags?.includes('K')) {
+      this.keyframes++;
+      this.keyPositions?.push(this.times.length + this.missing);
+    }
+    if (Number.isFinite(ts)) {
+      this.times.push(ts);
+      this.lastTs = ts;
+    } else this.missing++;
   }
 
   finish(video: FfprobeStream): PacketScan {
     const { times, missing, keyframes, jump } = this;
+    const keyPositions = this.keyPositions && Uint32Array.from(this.keyPositions);
     if (missing > 0) {
       // Elementary streams (raw .h264/.hevc) carry no timestamps: frames are evenly spaced.
       const tb = parseRational(video.time_base) || 1 / 90000;
       const nominal = parseRational(video.avg_frame_rate) || parseRational(video.r_frame_rate) || 25;
       return { times: Array.from({ length: times.length + missing }, (_, i) => i / nominal / tb), missing, keyframes };
     }
-    return { times: times.sort((a, b) => a - b), missing, keyframes, ...(jump ? { jump } : {}) };
+    return { times: times.sort((a, b) => a - b), missing, keyframes, ...(jump ? { jump } : {}), ...(keyPositions ? { keyPositions } : {}) };
   }
 }
 
