@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { FaceMasks } from '../src/report/metrics.js';
 import { analyze, planToJson, validatePlan, type Plan } from '../src/index.js';
-import { dropExpression, FRAME_QUEUE_BOUND, MAX_GOP_DECODE_SHARE, mergeStretches, planSampling, rangesDropExpression, sampleFrames, selectedFrames, selectedFramesArgs, uprightFilters } from '../src/analysis/frames.js';
+import { cutScore, dropExpression, FRAME_QUEUE_BOUND, MAX_GOP_DECODE_SHARE, mergeStretches, planSampling, rangesDropExpression, sampleFrames, selectedFrames, selectedFramesArgs, uprightFilters } from '../src/analysis/frames.js';
 import { ANALYZE_DEFAULTS } from '../src/analysis/analyze.js';
 import { FaceDetector } from '../src/analysis/face-detector.js';
 import { FaceScanner, type FaceModel, type ScanPolicy } from '../src/analysis/face-scan.js';
@@ -477,6 +477,10 @@ describe('intra-only sampling builders', () => {
 
   it('searches arbitrary stretches with a binary tree of tests, so thousands of them still parse', () => {
     assert.deepEqual(mergeStretches([[0, 8], [8, 16], [24, 32], [33, 40], [48, 56]]), [[0, 16], [24, 40], [48, 56]]);
+    // A stretch is searched when the samples' difference jumps, not when it is merely high (motion).
+    assert.equal(cutScore(12, 11), 1);
+    assert.equal(cutScore(58, 10), 48);
+    assert.equal(cutScore(7, 0), 7);
     assert.equal(rangesDropExpression([[0, 0], [8, 10]]), 'not(if(lt(n\\,8)\\,eq(n\\,0)\\,between(n\\,8\\,10)))');
     // Nesting grows with log2 of the count: FFmpeg refuses ~100 levels, as it does a flat sum of ~100 terms.
     const many = rangesDropExpression(Array.from({ length: 4000 }, (_, i) => [i * 10, i * 10 + 3] as [number, number]));

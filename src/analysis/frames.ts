@@ -21,12 +21,12 @@ export interface SampledFrame {
 }
 
 export interface SamplingPlan {
-  /** Frames from one sample to the next, at most (fewer before the last frame, and where samples sit on keyframes). */
+  /** Frames from one sample to the next, at most (fewer before the last frame, and between samples placed after keyframes). */
   step: number;
   /** Display-oriented analysis size. */
   width: number;
   height: number;
-  /** Frame indices that will be delivered, in order: frame 0, then every `step`-th frame (or, on keyframes, no further apart), and the last frame. */
+  /** Frame indices that will be delivered, in order: frame 0, then every `step`-th frame (or, placed after keyframes, no further apart), and the last frame. */
   indices: number[];
   /**
    * How the sampled frames are decoded: every frame of the video, or (where the probe found keyframes
@@ -268,9 +268,9 @@ export interface SampleResult {
  * Scene cuts: for most video every frame has to be decoded anyway (frames depend on each other),
  * and scdet scores each one on a second branch of the same filtergraph. Intra-only video (FFV1,
  * ProRes, MJPEG…) is decoded only at the samples, and short-GOP video whose keyframes restart
- * decoding (FFV1 with a GOP, VP8, VP9) only at its keyframes, which are then the samples
- * (planSampling); where two consecutive samples differ enough to hide a cut, the frames between
- * them are decoded afterwards and scored by scdet.
+ * decoding (FFV1 with a GOP, VP8, VP9) only from each keyframe to the samples after it
+ * (planSampling); where two consecutive samples differ enough to hide a cut (cutScore), the frames
+ * between them are decoded afterwards and scored by scdet.
  */
 export async function sampleFrames(info: VideoInfo, plan: SamplingPlan, bins: Binaries, options: SampleOptions): Promise<SampleResult> {
   const frameBytes = plan.width * plan.height * 3;
