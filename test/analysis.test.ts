@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, truncateSync, copyFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -6,12 +7,13 @@ import { FaceMasks } from '../src/report/metrics.js';
 import { analyze, planToJson, validatePlan, type Plan } from '../src/index.js';
 import { cutScore, dropExpression, FRAME_QUEUE_BOUND, MAX_GOP_DECODE_SHARE, mergeStretches, planSampling, rangesDropExpression, sampleFrames, selectedFrames, selectedFramesArgs, uprightFilters } from '../src/analysis/frames.js';
 import { ANALYZE_DEFAULTS } from '../src/analysis/analyze.js';
+import { debugPieces } from '../src/analysis/debug-video.js';
 import { FaceDetector } from '../src/analysis/face-detector.js';
 import { FaceScanner, type FaceModel, type ScanPolicy } from '../src/analysis/face-scan.js';
 import type { ScoredBox } from '../src/analysis/boxes.js';
 import { resolveBinaries } from '../src/media/binaries.js';
 import { probeVideo } from '../src/media/probe.js';
-import { centre, cli, devComposite, fixture, MEDIA, SAMPLE, workDir } from './helpers.js';
+import { centre, cli, devComposite, fixture, frameTimes, MEDIA, SAMPLE, workDir } from './helpers.js';
 
 const dir = workDir('analysis');
 
@@ -194,7 +196,39 @@ describe('analyze CLI', () => {
     assert.equal(r.code, 0, r.stderr);
     const plan = validatePlan(JSON.parse(readFileSync(out, 'utf8')));
     assert.equal(plan.settings.sampleFps, 2);
-    assert.ok(existsSync(debug));
+    // Every frame at its source time, though each segment is drawn on its own and joined again.
+    assert.ok(plan.segments.length >= 2, `${plan.segments.length} segments`);
+    const source = frameTimes(SAMPLE);
+    const drawn = frameTimes(debug);
+    assert.equal(drawn.length, source.length);
+    drawn.forEach((t, i) => assert.ok(Math.abs(t - source[i]!) < 1e-3, `frame ${i} at ${t} s, source ${source[i]} s`));
+    // A face box of the last segment's last sample, outlined in lime on its own frame.
+    const segment = plan.segments.at(-1)!;
+    const d = plan.detections.filter((s) => s.frame >= segment.startFrame && s.frame < segment.endFrame && s.faces.length > 0).at(-1)!;
+    const f = d.faces[0]!;
+    const rgb = execFileSync('ffmpeg', ['-v', 'error', '-i', debug, '-vf', `select=eq(n\\,${d.frame})`, '-frames:v', '1', '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-'], { maxBuffer: 1 << 24 });
+    const at = (x: number, y: number) => Array.from(rgb.subarray((y * plan.input.width + x) * 3, (y * plan.input.width + x) * 3 + 3));
+    const [red, green, blue] = at(f.x + Math.round(f.w / 2), f.y + 1);
+    assert.ok(green! > 150 && green! > red! + 60 && green! > blue! + 60, `no lime outline at frame ${d.frame}: ${red},${green},${blue}`);
+  });
+
+  it('draws each segment with only its own regions and the detections that overlap it', () => {
+    const box = { x: 16, y: 16, w: 32, h: 32, score: 0.9 };
+    const plan = {
+      input: { frameCount: 30 },
+      segments: [
+        { startFrame: 0, endFrame: 10, regions: [{ x: 0, y: 0, w: 64, h: 64, qpOffset: -4, kind: 'face', importance: 1 }, { x: 0, y: 0, w: 96, h: 96, qpOffset: 4, kind: 'background' }] },
+        { startFrame: 10, endFrame: 30, regions: [{ x: 0, y: 0, w: 96, h: 96, qpOffset: 4, kind: 'background' }] },
+      ],
+      detections: [{ frame: 0, faces: [box] }, { frame: 8, faces: [box] }, { frame: 16, faces: [] }, { frame: 24, faces: [box] }, { frame: 29, faces: [] }],
+    } as unknown as Plan;
+    const [first, second] = debugPieces(plan);
+    assert.equal(first!.chain.length, 3);
+    assert.match(first!.chain[0]!, /^drawbox=x=0:y=0:w=64:h=64:color=red@0\.40:t=fill$/);
+    assert.match(first!.chain[1]!, /enable='between\(n\\,0\\,7\)'$/);
+    assert.match(first!.chain[2]!, /enable='between\(n\\,8\\,9\)'$/);
+    // The sample at 8 lasts into the second segment (frames 10–15), counted from its first frame.
+    assert.deepEqual(second!.chain.map((c) => /between\(n\\,(\d+)\\,(\d+)\)/.exec(c)!.slice(1).map(Number)), [[0, 5], [14, 18]]);
   });
 
   it('prints the plan on stdout without -o', () => {
