@@ -365,6 +365,16 @@ describe('adaptive detection (full scans and follow passes)', () => {
     assert.ok((plan.analysis!.decodedFrames ?? Infinity) < 1000, `${plan.analysis!.decodedFrames} frames decoded`);
   });
 
+  it('stops when aborted while packets are selected for a short-GOP input', async () => {
+    // The copier's output backs up behind the decoder: killed, it left a paused pipe that never
+    // ended, and the analysis never settled (the CLI exited with 13 and no message on Ctrl-C).
+    const controller = new AbortController();
+    let events = 0;
+    const job = analyze(devComposite(dir), { signal: controller.signal, onProgress: () => ++events === 2 && controller.abort() });
+    await assert.rejects(job, { name: 'AbortError' });
+    assert.ok(events >= 2);
+  });
+
   it('turns sampled frames of rotated intra-only video upright before detection', async () => {
     // MJPEG (every frame a keyframe) stored sideways with a display matrix, as phones write it.
     const sideways = fixture(dir, 'astronaut-sideways-mjpeg.mov', (out) => ['-loop', '1', '-i', join(MEDIA, 'astronaut.png'), '-t', '0.6', '-r', '25', '-vf', 'transpose=clock,format=yuvj420p', '-c:v', 'mjpeg', '-q:v', '3', out]);

@@ -103,6 +103,10 @@ export function run(command: string, args: readonly string[], options: RunOption
     const onAbort = () => {
       aborted = true;
       child.kill('SIGKILL');
+      // A consumer may have stopped reading (stdout piped into a process that is gone): a paused
+      // stream never ends, so neither would the consumer nor this run. Closing the outputs ends both.
+      child.stdout.destroy();
+      (child.stdio[3] as Readable | null | undefined)?.destroy();
     };
     signal?.addEventListener('abort', onAbort, { once: true });
 
