@@ -273,6 +273,14 @@ describe('analyze CLI', () => {
   });
 });
 
+/** 1.6 s of street, then a hard cut to the portrait at frame 40 (25 fps, 512×512), encoded with `codec`. */
+function cutToFace(name: string, codec: string[]): string {
+  return fixture(dir, name, (out) => [
+      '-loop', '1', '-t', '1.6', '-i', join(MEDIA, 'street.jpg'), '-loop', '1', '-t', '1.6', '-i', join(MEDIA, 'astronaut.png'),
+      '-filter_complex', '[0]scale=512:512,setsar=1,fps=25[a];[1]scale=512:512,setsar=1,fps=25[b];[a][b]concat=n=2:v=1,format=yuv420p',
+    ...codec, out]);
+}
+
 describe('adaptive detection (full scans and follow passes)', () => {
   it('follows known faces between full scans and still finds every dev-composite face', async () => {
     const plan = await analyze(devComposite(dir));
@@ -306,10 +314,7 @@ describe('adaptive detection (full scans and follow passes)', () => {
 
   it('scans the first sample after a cut, so a face that comes with the cut is found at once', async () => {
     // 1.6 s of street, then a hard cut to the portrait: the scene change forces a full scan.
-    const clip = fixture(dir, 'cut-to-face.mp4', (out) => [
-      '-loop', '1', '-t', '1.6', '-i', join(MEDIA, 'street.jpg'), '-loop', '1', '-t', '1.6', '-i', join(MEDIA, 'astronaut.png'),
-      '-filter_complex', '[0]scale=512:512,setsar=1,fps=25[a];[1]scale=512:512,setsar=1,fps=25[b];[a][b]concat=n=2:v=1,format=yuv420p',
-      '-c:v', 'libx264', '-preset', 'ultrafast', out]);
+    const clip = cutToFace('cut-to-face.mp4', ['-c:v', 'libx264', '-preset', 'ultrafast']);
     const plan = await analyze(clip);
     assert.equal(plan.input.frameCount, 80);
     const after = plan.detections.filter((d) => d.frame >= 40);
@@ -323,10 +328,7 @@ describe('adaptive detection (full scans and follow passes)', () => {
 
   it('decodes only the samples of intra-only video, and still finds the cut to the frame', async () => {
     // The same street-then-portrait cut, every frame a keyframe (FFV1 with a GOP of 1), 25 fps.
-    const clip = fixture(dir, 'cut-to-face-intra.mkv', (out) => [
-      '-loop', '1', '-t', '1.6', '-i', join(MEDIA, 'street.jpg'), '-loop', '1', '-t', '1.6', '-i', join(MEDIA, 'astronaut.png'),
-      '-filter_complex', '[0]scale=512:512,setsar=1,fps=25[a];[1]scale=512:512,setsar=1,fps=25[b];[a][b]concat=n=2:v=1,format=yuv420p',
-      '-c:v', 'ffv1', '-g', '1', out]);
+    const clip = cutToFace('cut-to-face-intra.mkv', ['-c:v', 'ffv1', '-g', '1']);
     const plan = await analyze(clip);
     assert.equal(plan.input.frameCount, 80);
     const { decodedFrames = 0 } = plan.analysis!;
@@ -336,14 +338,11 @@ describe('adaptive detection (full scans and follow passes)', () => {
     for (const d of plan.detections) assert.equal(d.faces.length, d.frame >= 40 ? 1 : 0, `frame ${d.frame}`);
   });
 
-  it('samples short-GOP FFV1 at its keyframes, and still finds a cut between two of them to the frame', async () => {
+  it('decodes short-GOP FFV1 only from each keyframe to the samples after it, and still finds a cut to the frame', async () => {
     // The same cut at frame 40, FFV1 with a keyframe every 12 frames (ffmpeg's default): the cut
-    // falls between the keyframes 36 and 48, at the sample 4 frames after 36. Frames 41–47 are never
-    // decoded for the samples; the search for the cut decodes them.
-    const clip = fixture(dir, 'cut-to-face-gop12.mkv', (out) => [
-      '-loop', '1', '-t', '1.6', '-i', join(MEDIA, 'street.jpg'), '-loop', '1', '-t', '1.6', '-i', join(MEDIA, 'astronaut.png'),
-      '-filter_complex', '[0]scale=512:512,setsar=1,fps=25[a];[1]scale=512:512,setsar=1,fps=25[b];[a][b]concat=n=2:v=1,format=yuv420p',
-      '-c:v', 'ffv1', '-g', '12', out]);
+    // falls between the keyframes 36 and 48, on the sample 4 frames after 36. Frames 41–47 are never
+    // decoded; the search for the cut decodes 36–40 again.
+    const clip = cutToFace('cut-to-face-gop12.mkv', ['-c:v', 'ffv1', '-g', '12']);
     const plan = await analyze(clip);
     assert.deepEqual(plan.detections.map((d) => d.frame), [0, 4, 12, 16, 24, 28, 36, 40, 48, 52, 60, 64, 72, 79]);
     assert.deepEqual(plan.cuts, [40]);
