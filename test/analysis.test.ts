@@ -13,7 +13,7 @@ import { FaceScanner, type FaceModel, type ScanPolicy } from '../src/analysis/fa
 import type { ScoredBox } from '../src/analysis/boxes.js';
 import { resolveBinaries } from '../src/media/binaries.js';
 import { probeVideo } from '../src/media/probe.js';
-import { centre, cli, devComposite, fixture, frameTimes, MEDIA, SAMPLE, workDir } from './helpers.js';
+import { centre, cli, devComposite, ffprobeJson, fixture, frameTimes, MEDIA, SAMPLE, workDir } from './helpers.js';
 
 const dir = workDir('analysis');
 
@@ -358,6 +358,18 @@ describe('adaptive detection (full scans and follow passes)', () => {
     assert.equal(segment.startFrame, 40);
   });
 
+  it('counts frames, not packets, where a container stores dropped frames as empty packets (AVI)', async () => {
+    // The GOP-12 cut clip copied into AVI: its 1 ms timestamps become 50 fps slots, every other one an
+    // empty chunk. The header counts 160 frames, a decoder sees 80, and a stream copy passes all 160.
+    const avi = fixture(dir, 'cut-to-face-gop12-gaps.avi', (out) => ['-i', cutToFace('cut-to-face-gop12.mkv', ['-c:v', 'ffv1', '-g', '12']), '-c', 'copy', out]);
+    assert.equal(Number((ffprobeJson(avi, ['-show_streams']) as { streams: { nb_frames: string }[] }).streams[0]!.nb_frames), 160);
+    const plan = await analyze(avi);
+    assert.equal(plan.input.frameCount, 80);
+    assert.deepEqual(plan.cuts, [40]);
+    assert.ok((plan.analysis!.decodedFrames ?? Infinity) < 80, `${plan.analysis!.decodedFrames} frames decoded`);
+    for (const d of plan.detections) assert.equal(d.faces.length, d.frame >= 40 ? 1 : 0, `frame ${d.frame}`);
+  });
+
   it('analyses intra-only video with more samples than an FFmpeg expression takes terms', async () => {
     // 40 s, every frame a keyframe: 126 samples. Selecting them with one term each failed (FFmpeg
     // refuses a sum of ~100 terms); the selection is now one expression whatever the length.
@@ -514,9 +526,12 @@ describe('still content costs less', () => {
 describe('intra-only sampling builders', () => {
   it('selects packets with expressions whose length does not grow with the video', () => {
     // Commas are escaped: the expression sits inside a -bsf list, where a bare comma separates filters.
-    assert.equal(dropExpression({ every: 8, tailFrom: 99 }), 'not(not(mod(n\\,8))+gte(n\\,99))');
+    // Frames are counted in variable 1 without empty packets (AVI's dropped-frame chunks), the frame
+    // number kept in variable 2; empty packets are dropped.
+    const count = 'st(2\\,st(1\\,ld(1)+gt(size\\,0))-1);not(size)+';
+    assert.equal(dropExpression({ every: 8, tailFrom: 99 }), `${count}not(not(mod(ld(2)\\,8))+gte(ld(2)\\,99))`);
     // st(0)/ld(0) carry the last keyframe's number from packet to packet.
-    assert.equal(dropExpression({ depth: 4, tailFrom: 96 }), 'not(lte(n-st(0\\,if(key\\,n\\,ld(0)))\\,4)+gte(n\\,96))');
+    assert.equal(dropExpression({ depth: 4, tailFrom: 96 }), `${count}not(lte(ld(2)-st(0\\,if(key\\,ld(2)\\,ld(0)))\\,4)+gte(ld(2)\\,96))`);
     const keyframes = Uint32Array.from([0, 12, 24, 36]);
     assert.deepEqual(selectedFrames({ every: 8, tailFrom: 20 }, { frameCount: 22, keyframes }), [0, 8, 16, 20, 21]);
     assert.deepEqual(selectedFrames({ depth: 2, tailFrom: 36 }, { frameCount: 40, keyframes }), [0, 1, 2, 12, 13, 14, 24, 25, 26, 36, 37, 38, 39]);
@@ -528,7 +543,7 @@ describe('intra-only sampling builders', () => {
     assert.equal(cutScore(12, 11), 1);
     assert.equal(cutScore(58, 10), 48);
     assert.equal(cutScore(7, 0), 7);
-    assert.equal(rangesDropExpression([[0, 0], [8, 10]]), 'not(if(lt(n\\,8)\\,eq(n\\,0)\\,between(n\\,8\\,10)))');
+    assert.equal(rangesDropExpression([[0, 0], [8, 10]]), 'st(2\\,st(1\\,ld(1)+gt(size\\,0))-1);not(size)+not(if(lt(ld(2)\\,8)\\,eq(ld(2)\\,0)\\,between(ld(2)\\,8\\,10)))');
     // Nesting grows with log2 of the count: FFmpeg refuses ~100 levels, as it does a flat sum of ~100 terms.
     const many = rangesDropExpression(Array.from({ length: 4000 }, (_, i) => [i * 10, i * 10 + 3] as [number, number]));
     let depth = 0, deepest = 0;

@@ -144,14 +144,24 @@ export function samplingArgs(input: string, plan: SamplingPlan, sceneThreshold: 
   ];
 }
 
+/**
+ * Packet selection counts frames, not packets: some containers store a frame a capture dropped as an
+ * empty packet (AVI's empty chunks), which a stream copy passes on and the probe does not count. So
+ * every expression first counts the non-empty packets in variable 1, keeps that count less one in
+ * variable 2 as the frame number (F), and drops the empty packets.
+ */
+const COUNT_FRAMES = 'st(2\\,st(1\\,ld(1)+gt(size\\,0))-1)';
+const F = 'ld(2)';
+const selecting = (keep: string) => `${COUNT_FRAMES};not(size)+not(${keep})`;
+
 /** The `noise` bitstream filter's expression, true for the packets to drop, of a selection (commas escaped for a -bsf list). */
 export function dropExpression(keep: PacketSelection): string {
-  // st(0)/ld(0) keep the last keyframe's packet number from one packet to the next.
-  const head = 'every' in keep ? `not(mod(n\\,${keep.every}))` : `lte(n-st(0\\,if(key\\,n\\,ld(0)))\\,${keep.depth})`;
-  return `not(${head}+gte(n\\,${keep.tailFrom}))`;
+  // st(0)/ld(0) keep the last keyframe's frame number from one packet to the next.
+  const head = 'every' in keep ? `not(mod(${F}\\,${keep.every}))` : `lte(${F}-st(0\\,if(key\\,${F}\\,ld(0)))\\,${keep.depth})`;
+  return selecting(`${head}+gte(${F}\\,${keep.tailFrom})`);
 }
 
-/** The frame indices a selection hands the decoder, in order (packet n is frame n). */
+/** The frame indices a selection hands the decoder, in order (the n-th non-empty packet is frame n). */
 export function selectedFrames(keep: PacketSelection, info: { frameCount: number; keyframes?: ArrayLike<number> }): number[] {
   const frames: number[] = [];
   if ('every' in keep) for (let i = 0; i < keep.tailFrom; i += keep.every) frames.push(i);
@@ -167,22 +177,22 @@ export function selectedFrames(keep: PacketSelection, info: { frameCount: number
 }
 
 /**
- * The drop expression of arbitrary packet ranges ([first, last], ascending): a binary search of
- * if(lt(n,…)) tests, so that FFmpeg parses it (a flat sum of ~100 terms is refused) and evaluates a
+ * The drop expression of arbitrary frame ranges ([first, last], ascending): a binary search of
+ * if(lt(F,…)) tests, so that FFmpeg parses it (a flat sum of ~100 terms is refused) and evaluates a
  * packet in log(ranges) steps.
  */
 export function rangesDropExpression(ranges: [number, number][]): string {
-  const leaf = ([a, b]: [number, number]) => (a === b ? `eq(n\\,${a})` : `between(n\\,${a}\\,${b})`);
+  const leaf = ([a, b]: [number, number]) => (a === b ? `eq(${F}\\,${a})` : `between(${F}\\,${a}\\,${b})`);
   const tree = (lo: number, hi: number): string => {
     if (hi - lo === 1) return leaf(ranges[lo]!);
     const mid = (lo + hi) >> 1;
-    return `if(lt(n\\,${ranges[mid]![0]})\\,${tree(lo, mid)}\\,${tree(mid, hi)})`;
+    return `if(lt(${F}\\,${ranges[mid]![0]})\\,${tree(lo, mid)}\\,${tree(mid, hi)})`;
   };
-  return `not(${tree(0, ranges.length)})`;
+  return selecting(tree(0, ranges.length));
 }
 
-/** Ranges per ffmpeg run when searching for cuts: ~45 characters each keeps one argument well inside Linux's 128 KiB. */
-export const RANGES_PER_RUN = 2000;
+/** Ranges per ffmpeg run when searching for cuts: ~55 characters each (frame numbers up to 7 digits) keeps one argument well inside Linux's 128 KiB. */
+export const RANGES_PER_RUN = 1500;
 
 /**
  * For intra-only and short-GOP video: ffmpeg arguments that copy the first video stream's packets to

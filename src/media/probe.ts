@@ -139,11 +139,11 @@ function describeVideo(path: string, video: FfprobeStream & { width: number; hei
   if (isStillImage(formatName, video.codec_name, times.length)) {
     throw new RoiError('INPUT_IS_IMAGE', `input is a still image (${video.codec_name} read by ffmpeg's ${formatName} demuxer), not a video: ${path}; make a video of it first, e.g. ffmpeg -loop 1 -i image -t 5 -pix_fmt yuv420p video.mp4`);
   }
+  const tb = parseRational(video.time_base) || 1 / 90000;
   const declared = Number(video.nb_frames);
-  if (Number.isFinite(declared) && declared > 0 && times.length < declared) {
+  if (Number.isFinite(declared) && declared > 0 && times.length < declared && !reachesDeclaredEnd(times, tb, declared, Number(video.duration))) {
     throw new RoiError('INPUT_TRUNCATED', `input is truncated or corrupt: its header declares ${declared} video frames but only ${times.length} are present: ${path}`);
   }
-  const tb = parseRational(video.time_base) || 1 / 90000;
   if (scan.jump) {
     const { packet, from, to } = scan.jump;
     throw new RoiError('TIMESTAMPS_RESET', `input's video timestamps jump back from ${(from * tb).toFixed(3)} s to ${(to * tb).toFixed(3)} s at packet ${packet} (recordings joined end to end?): ${path}; roi-encoder keeps every timestamp as it is, so re-time or split the input first`);
@@ -204,6 +204,18 @@ function describeVideo(path: string, video: FfprobeStream & { width: number; hei
     intraOnly: n > 1 && scan.keyframes === n,
     ...(scan.keyPositions && scan.keyPositions[0] === 0 && (scan.keyframes === n || KEYFRAME_RESTART_CODECS.has(video.codec_name ?? '')) ? { keyframes: scan.keyPositions } : {}),
   };
+}
+
+/**
+ * Whether the frames present run to the end the header declares (within two frame slots). Some
+ * headers count frame slots rather than frames: AVI stores a frame a capture dropped, or a gap a
+ * remux left, as an empty chunk that its header counts and no decoder sees. Such a file still runs
+ * to its declared end; a truncated one stops short of it.
+ */
+function reachesDeclaredEnd(times: number[], tb: number, declared: number, declaredSeconds: number): boolean {
+  if (!Number.isFinite(declaredSeconds) || declaredSeconds <= 0) return false;
+  const slot = declaredSeconds / declared;
+  return (times[times.length - 1]! - times[0]!) * tb + slot >= declaredSeconds - 2 * slot;
 }
 
 /**
