@@ -333,8 +333,8 @@ export async function sampleFrames(info: VideoInfo, plan: SamplingPlan, bins: Bi
     wake('decoder');
   });
 
-  // The frames the decoder outputs, in order: every frame, or those the packet selection keeps
-  // (samples and, for short GOPs, the keyframes and the last stretch around them, which are skipped).
+  // The frames the decoder outputs, in order: the samples, or all the packet selection keeps (for
+  // short GOPs also the frames from a keyframe to its samples and the last GOP, which are skipped here).
   const order = plan.keep ? selectedFrames(plan.keep, info) : undefined;
   let next = 0;
   const consume = async (stdout: Readable) => {
