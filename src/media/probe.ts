@@ -33,7 +33,7 @@ export interface VideoInfo {
   startSeconds: number;
   /**
    * Every video packet is a keyframe (FFV1, ProRes, MJPEG, all-intra H.264…): each frame decodes on
-   * its own, so analysis decodes only the frames it samples.
+   * its own. (Analysis reads `keyframes`, which also covers short GOPs.)
    */
   intraOnly: boolean;
   /**
