@@ -5,6 +5,7 @@ import type { Binaries } from '../media/binaries.js';
 import { run, type RunOptions } from '../media/process.js';
 import type { VideoInfo } from '../media/probe.js';
 import { rawFrames } from '../media/raw-frames.js';
+import { lowerBound } from '../sorted.js';
 import { sceneDistance, thumbnail } from './image.js';
 
 /** One sampled frame in display orientation, RGB24, at analysis size. */
@@ -90,7 +91,7 @@ export function planSampling(info: Pick<VideoInfo, 'frameRate' | 'frameCount' | 
  */
 export function gopSampling(keys: ArrayLike<number>, frameCount: number, step: number): { indices: number[]; keep: PacketSelection; decoded: number } {
   const last = frameCount - 1;
-  const tailFrom = keys[upperBound(keys, last) - 1]!;
+  const tailFrom = keys[lastAtOrBefore(keys, last)]!;
   const indices = [0];
   let depth = 0;
   for (let g = 0; g < keys.length; g++) {
@@ -108,17 +109,8 @@ export function gopSampling(keys: ArrayLike<number>, frameCount: number, step: n
   return { indices, keep, decoded: selectedFrames(keep, { frameCount, keyframes: keys }).length };
 }
 
-/** The first position in ascending `values` whose value is greater than `v`. */
-function upperBound(values: ArrayLike<number>, v: number): number {
-  let lo = 0;
-  let hi = values.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (values[mid]! <= v) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
+/** The position of the last of ascending frame numbers `keys` at or before frame `v` (-1 if none). */
+const lastAtOrBefore = (keys: ArrayLike<number>, v: number) => lowerBound(keys, v + 1) - 1;
 
 /** The scdet chain that logs scene cuts (with their frame index among its input frames) on stderr. */
 function sceneCutChain(sceneThreshold: number): string {
@@ -455,7 +447,7 @@ async function decodeSelected(info: VideoInfo, bins: Binaries, signal: AbortSign
 async function findCuts(info: VideoInfo, bins: Binaries, signal: AbortSignal | undefined, stretches: [number, number][], sceneThreshold: number): Promise<{ cuts: number[]; decoded: number }> {
   // A stretch that starts between keyframes is decoded from the keyframe before it; only its own frames are scored.
   const keys = info.keyframes ?? [];
-  const ranges = mergeStretches(stretches.map(([a, b]) => [keys[upperBound(keys, a) - 1] ?? a, b]));
+  const ranges = mergeStretches(stretches.map(([a, b]) => [keys[lastAtOrBefore(keys, a)] ?? a, b]));
   const scored = new Set(stretches.flatMap(([a, b]) => Array.from({ length: b - a }, (_, i) => a + 1 + i)));
   const cuts: number[] = [];
   let decoded = 0;

@@ -1,4 +1,5 @@
 import type { Plan } from '../plan.js';
+import { lowerBound } from '../sorted.js';
 
 /**
  * Pure functions that split one encode into chunks: where the chunks end, and the part of the one
@@ -17,16 +18,6 @@ export interface ChunkRange {
 
 /** Default target chunk length, seconds. */
 export const DEFAULT_CHUNK_SECONDS = 30;
-
-function lowerBound(times: ArrayLike<number>, value: number, from: number, to: number): number {
-  let lo = from, hi = to;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (times[mid]! < value) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
 
 /**
  * Chunk boundaries: each chunk ends at the scene cut nearest to `chunkSeconds` after its start, if
