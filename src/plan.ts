@@ -89,6 +89,12 @@ export const planSchema = z.object({
     /** Multiplies the bitrate x265 aims for in this frame range (x265 --zones b=). */
     bitrateFactor: z.number().positive().max(10),
   })),
+  /**
+   * On the frames x265 codes as keyframes (intra pictures: frame 0, each cut, every 250 frames after
+   * one), region offsets above this are lowered to it, before --strength scales them: every following
+   * frame predicts from a keyframe's background. Plans without it apply their offsets on every frame.
+   */
+  keyframeMaxQpOffset: z.number().min(-51).max(51).optional(),
   /** How the analysis spent its time (informational; plans without it are valid). */
   analysis: analysisStatsSchema.optional(),
 });

@@ -160,6 +160,11 @@ describe('analysis on real video', () => {
     outside.segments[0]!.regions[0]!.w = 10_000;
     assert.throws(() => validatePlan(outside), /outside/);
     assert.throws(() => validatePlan({ ...plan, version: 2 }), /version/);
+    // The keyframe cap is written by analysis, validated, and optional (plans from before it still read).
+    assert.equal(plan.keyframeMaxQpOffset, 0);
+    assert.throws(() => validatePlan({ ...plan, keyframeMaxQpOffset: 60 }), /keyframeMaxQpOffset/);
+    const { keyframeMaxQpOffset: _, ...older } = plan;
+    assert.equal(validatePlan(older).keyframeMaxQpOffset, undefined);
   });
 });
 

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { buildEncodeArgs, containerFor } from '../src/encode/argv.js';
 import { addroiChain, buildRoiFilterGraph, qoffsetFor, zonesParam } from '../src/encode/filtergraph.js';
+import { encoderKeyframes, relieveKeyframes } from '../src/encode/keyframes.js';
 import { FLAT_SEGMENTS, STARTS_PER_SETPTS } from '../src/media/segmented-graph.js';
 import { resolveBinaries } from '../src/media/binaries.js';
 import type { Plan } from '../src/plan.js';
@@ -136,6 +137,49 @@ describe('ROI filtergraph builder', () => {
   it('turns zones into x265 zones with inclusive end frames', () => {
     assert.equal(zonesParam([{ startFrame: 0, endFrame: 100, bitrateFactor: 0.8 }, { startFrame: 100, endFrame: 150, bitrateFactor: 1 }, { startFrame: 150, endFrame: 200, bitrateFactor: 1.25 }]), '0,99,b=0.8/150,199,b=1.25');
     assert.equal(zonesParam([]), undefined);
+  });
+});
+
+describe('keyframe relief', () => {
+  it("predicts x265's keyframes: frame 0, each cut, and every 250 frames after each", () => {
+    assert.deepEqual(encoderKeyframes(600), [0, 250, 500]);
+    assert.deepEqual(encoderKeyframes(600, [100, 450]), [0, 100, 350, 450]);
+    // Cuts out of range, at 0 or repeated change nothing.
+    assert.deepEqual(encoderKeyframes(300, [0, 120, 120, 300, 900], 100), [0, 100, 120, 220]);
+    assert.deepEqual(encoderKeyframes(1), [0]);
+  });
+
+  it('gives each keyframe a one-frame segment with offsets above the cap lowered to it, and leaves the rest as written', () => {
+    const segs = [
+      { startFrame: 0, endFrame: 300, regions: [face(0, 0, 32, 32, -2), face(0, 0, 48, 48, 3), background(64, 64, 4)] },
+      { startFrame: 300, endFrame: 320, regions: [background(64, 64, -1)] },
+      { startFrame: 320, endFrame: 400, regions: [background(64, 64, 4)] },
+    ];
+    const written = { ...plan(64, 64, segs), cuts: [320], keyframeMaxQpOffset: 0 };
+    const relieved = relieveKeyframes(written);
+    const shape = relieved.segments.map((s) => [s.startFrame, s.endFrame, ...s.regions.map((r) => r.qpOffset)]);
+    assert.deepEqual(shape, [
+      [0, 1, -2, 0, 0],
+      [1, 250, -2, 3, 4],
+      [250, 251, -2, 0, 0],
+      [251, 300, -2, 3, 4],
+      // Nothing above the cap: the keyframe-free and the already-low segment stay whole.
+      [300, 320, -1],
+      [320, 321, 0],
+      [321, 400, 4],
+    ]);
+    assert.deepEqual(written.segments, segs, 'the plan itself is not changed');
+    // No cap (plans from before it, or edited out): the plan as written.
+    const { keyframeMaxQpOffset: _, ...uncapped } = written;
+    assert.equal(relieveKeyframes(uncapped), uncapped);
+  });
+
+  it('reaches the filtergraph: the keyframe gets its own trim and the capped offset, before strength scales it', () => {
+    const capped = { ...plan(64, 64, [{ startFrame: 0, endFrame: 20, regions: [face(0, 0, 32, 32, -2), background(64, 64, 4)] }]), keyframeMaxQpOffset: 1 };
+    const lines = buildRoiFilterGraph(capped, { strength: 2, frameTimes: times(20), outputLabel: 'v' }).split('\n');
+    assert.equal(lines[0], '[0:v:0]split=2[s0][s1];');
+    assert.equal(lines[1], '[s0]trim=start_frame=0:end_frame=1,addroi=x=0:y=0:w=32:h=32:qoffset=-0.078431:clear=0,addroi=x=0:y=0:w=64:h=64:qoffset=0.039216:clear=0[v0];');
+    assert.equal(lines[2], '[s1]trim=start_frame=1:end_frame=20,addroi=x=0:y=0:w=32:h=32:qoffset=-0.078431:clear=0,addroi=x=0:y=0:w=64:h=64:qoffset=0.156863:clear=0[v1];');
   });
 });
 

@@ -430,11 +430,11 @@ describe('compare on a short sample (CLI, real encodes)', () => {
     const text = await page.textContent('body');
     assert.match(text ?? '', /smaller at the same face quality \(PSNR\)/);
     assert.match(text ?? '', /at the same face quality \(Y-PSNR\)/);
-    assert.match(text ?? '', /face \u22124, background \+4/);
+    assert.match(text ?? '', /face \u22122, background \+4 \(keyframes at most 0\)/);
     assert.match(text ?? '', /ffmpeg \S+, x265 \d/);
-    // The legend lists what the frame has: the face, its +2 margins, the background; no salient region here.
+    // The legend lists what the frame has: the face, its margins, the background; no salient region here.
     const legend = await page.$$eval('p.notes', (ps) => ps.map((p) => p.textContent ?? '').find((t) => t.includes('with the plan drawn')) ?? '');
-    assert.match(legend, /face \u22124 QP \(more bits\)face margin \+[\d.]+ QP \(fewer bits\)background \+4 QP \(fewer bits\)detected face/);
+    assert.match(legend, /face \u22122 QP \(more bits\)face margin \+[\d.]+ QP \(fewer bits\)background \+4 QP \(fewer bits\)detected face/);
     assert.doesNotMatch(legend, /salient/);
     // Header cells stay on one line.
     const wrapped = await page.$$eval('th', (ths) => ths.filter((th) => {

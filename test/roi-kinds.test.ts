@@ -47,6 +47,7 @@ describe('--roi saliency on a clip with no people', () => {
   it('follows the object frame by frame and never covers the frame', async () => {
     const plan = await analyze(clip, { roi: 'saliency' });
     assert.equal(plan.settings.detector, 'none');
+    assert.equal(plan.keyframeMaxQpOffset, undefined, 'no keyframe cap without faces');
     assert.ok(plan.detections.every((d) => d.faces.length === 0));
     let covered = 0;
     for (let f = 0; f < plan.input.frameCount; f++) {

@@ -1,5 +1,6 @@
 import { segmentedGraph } from '../media/segmented-graph.js';
 import type { Plan, PlanRegion, PlanZone } from '../plan.js';
+import { relieveKeyframes } from './keyframes.js';
 
 /**
  * Plan → ffmpeg filtergraph. `addroi` is static per instance, so the timeline is split per segment
@@ -60,7 +61,9 @@ export function segmentChains(plan: Plan, strength: number): string[][] {
   return chains.map((c) => (c.length ? c : [`addroi=x=0:y=0:w=${width}:h=${height}:qoffset=0:clear=0`]));
 }
 
-export function buildRoiFilterGraph(plan: Plan, options: GraphOptions): string {
+/** The plan's keyframe cap (keyframes.ts) is applied here, so every encode path (whole, chunked, samples) gets it. */
+export function buildRoiFilterGraph(written: Plan, options: GraphOptions): string {
+  const plan = relieveKeyframes(written);
   const chains = segmentChains(plan, options.strength);
   const pieces = plan.segments.map((seg, i) => ({ startFrame: seg.startFrame, endFrame: seg.endFrame, chain: chains[i]! }));
   return segmentedGraph(`[${options.inputLabel ?? '0:v:0'}]`, pieces, options.frameTimes, options.outputLabel);

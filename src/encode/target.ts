@@ -50,12 +50,13 @@ const SAMPLE_CLOSE_DB = 0.15;
  */
 const ONE_TRY_DB = 0.5;
 /**
- * First guesses. Per unit of strength, ROI at CRF N+3.4 keeps faces about as good as uniform at N
- * (the faces get −4 QP; adaptive quantisation gives some of it back): the search chose N+3.4, N+2.9
- * and N+3.9 on the talking head, dev composite and fast pan. Face PSNR falls ~0.55 dB per CRF step
- * (0.48–0.63 on the talking head, 0.58 on the dev composite, x265 medium).
+ * First guesses. ROI at CRF N + 0.85 × (the face offset's size in QP) × strength keeps faces about as
+ * good as uniform at N (adaptive quantisation gives some of the offset back): with faces at −4 QP the
+ * search chose N+3.4, N+2.9 and N+3.9 on the talking head, dev composite and fast pan; at today's −2
+ * (guess N+1.7) N+1.4, N+1.7 and N+2.2 (camera 1080p N+1.6), one sample try each. Face PSNR
+ * falls ~0.55 dB per CRF step (0.48–0.63 on the talking head, 0.58 on the dev composite, x265 medium).
  */
-const PRIOR_CRF_SHIFT = 3.4;
+const PRIOR_CRF_SHIFT_PER_FACE_QP = 0.85;
 const PRIOR_SLOPE_DB_PER_CRF = -0.55;
 /** targetFacePsnr's first round: two ROI tries this far either side of CRF 28. */
 const FIRST_SPREAD_TARGET = 4;
@@ -179,6 +180,13 @@ export interface Stretch {
 }
 
 const faceArea = (d: Plan['detections'][number]) => d.faces.reduce((s, f) => s + f.w * f.h, 0);
+
+/** How many QP steps the plan's strongest face region takes off (0 when faces get no negative offset). */
+export function faceOffsetSize(plan: Plan): number {
+  let size = 0;
+  for (const seg of plan.segments) for (const r of seg.regions) if (r.kind === 'face') size = Math.max(size, -r.qpOffset);
+  return size;
+}
 
 /**
  * Pure: the sample stretches, face-rich parts of the video chosen from the plan. The video is split
@@ -388,7 +396,7 @@ export async function encodeToFaceTarget(input: string, output: string, options:
     const roiTries: TargetTry[] = [];
     // First round, side by side: the uniform reference and one ROI try at the prior guess (matchCrf),
     // or two ROI tries across the usual range (targetFacePsnr).
-    const prior = kind === 'matchCrf' ? target.value + PRIOR_CRF_SHIFT * strength : ENCODE_DEFAULTS.crf;
+    const prior = kind === 'matchCrf' ? target.value + PRIOR_CRF_SHIFT_PER_FACE_QP * faceOffsetSize(plan) * strength : ENCODE_DEFAULTS.crf;
     const firstCrfs = kind === 'matchCrf' ? [round1(prior)] : [round1(prior - FIRST_SPREAD_TARGET), round1(prior + FIRST_SPREAD_TARGET)];
     const first = await Promise.all([
       ...(kind === 'matchCrf' ? [sampleEncode('uniform', target.value, `samples: uniform reference at CRF ${target.value}`)] : []),

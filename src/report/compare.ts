@@ -16,6 +16,7 @@ import { bdRate } from './bdrate.js';
 import { readEncoderInfo } from './encoder-info.js';
 import { crfForBitrate, isMatched, MATCH_ATTEMPTS, MATCH_TARGET, matchFor, showcaseUniform } from './matching.js';
 import { renderHtml, type ReportImages } from './html.js';
+import { relieveKeyframes } from '../encode/keyframes.js';
 import { cropImage, extractFrame, cropAround, heatmapImage, heatmapLegend, texturedPatch } from './images.js';
 import { FaceMasks, lowPercentile, measureQuality, type QualityResult } from './metrics.js';
 import { finiteOrNull, REPORT_VERSION, type CompareMode, type Report, type ReportPoint } from './report-schema.js';
@@ -233,6 +234,7 @@ export async function compare(input: string, outputDir: string, options: Compare
         faceQpOffset: typeof plan.settings.faceQpOffset === 'number' ? plan.settings.faceQpOffset : null,
         backgroundQpOffset: typeof plan.settings.backgroundQpOffset === 'number' ? plan.settings.backgroundQpOffset : null,
         saliencyQpOffset: typeof plan.settings.saliencyQpOffset === 'number' ? plan.settings.saliencyQpOffset : null,
+        keyframeMaxQpOffset: plan.keyframeMaxQpOffset ?? null,
       },
       analysis: {
         plan: 'plan.json',
@@ -285,8 +287,10 @@ async function reportImages(
   const roi = await extractFrame(join(dir, matched.roi.file), frame, width, height, bins, signal);
   const masks = new FaceMasks(plan, width, height);
   const faces = masks.facesAt(frame);
-  const segment = plan.segments.find((s) => s.startFrame <= frame && frame < s.endFrame) ?? plan.segments[0]!;
-  // The offsets the encodes used: --strength scales every one of them.
+  // The offsets the encodes used: the plan's keyframe cap applied (the showcase frame may be a
+  // keyframe), then --strength scales every one of them.
+  const { segments } = relieveKeyframes(plan);
+  const segment = segments.find((s) => s.startFrame <= frame && frame < s.endFrame) ?? segments[0]!;
   const applied = segment.regions.map((r) => ({ ...r, qpOffset: r.qpOffset * strength }));
   const heatmap = await heatmapImage(source, applied, faces, rotation);
   const crops: ReportImages['crops'] = [];

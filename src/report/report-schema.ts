@@ -97,6 +97,8 @@ export const reportSchema = z.object({
     backgroundQpOffset: z.number().nullable(),
     /** With saliency analysis; null without. */
     saliencyQpOffset: z.number().nullable(),
+    /** The plan's cap on keyframes' offsets; null when it has none (optional: reports from before it). */
+    keyframeMaxQpOffset: z.number().nullable().optional(),
   }),
   analysis: z.object({
     /** plan.json in the report directory: the plan every ROI encode used. */
