@@ -4,10 +4,11 @@ import type { Plan, PlanSegment } from '../plan.js';
  * Keyframe relief: the plan's `keyframeMaxQpOffset` applied on the frames x265 will code as
  * keyframes. Whatever a keyframe's background loses, every frame predicted from it loses again (a
  * still background is coded once, on the keyframe, and skipped after), while the bits a positive
- * offset saves there are few. Measured (bench curve, x265 medium, CRF 22–34, face −2 / background +4):
- * lowering positive offsets to 0 on keyframes cut the full-frame BD-rate cost from +8.5% to +5.2% on
- * the fast pan and from +30.9% to +27.2% on the talking head at a loss of 1.8 and 0.9 points of face
- * saving (face −4 / background +4; see README, "Defaults, and how they were chosen").
+ * offset saves there are few. Measured (x265 medium, CRF 22–34, BD-rates against uniform): with face
+ * −4 / background +4, lowering positive offsets to 0 on keyframes cut the full-frame cost from +8.5% to
+ * +5.2% on the fast pan and from +30.9% to +27.2% on the talking head, for 1.8 and 0.9 points less
+ * face saving; with today's face −2 it is most of the default's gain (README, "Defaults, and how they
+ * were chosen").
  */
 
 /** x265's keyint at every preset (roi-encoder does not change it): a keyframe at least every 250 frames. */
