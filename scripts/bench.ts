@@ -6,14 +6,12 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { encode } from '../src/encode/encode.js';
 import { resolveBinaries } from '../src/media/binaries.js';
-import { videoStreamBytes } from '../src/media/probe.js';
 import type { Plan } from '../src/plan.js';
 import { bdRate } from '../src/report/bdrate.js';
 import { compare } from '../src/report/compare.js';
-import { lowPercentile, measureQuality } from '../src/report/metrics.js';
 import type { Report } from '../src/report/report-schema.js';
+import { measuredEncode, type Point as CurvePoint } from './bench-curve.js';
 import { buildCli, timeAnalysis, type SpeedVariant } from './bench-speed.js';
 
 const out = 'bench-output';
@@ -131,23 +129,13 @@ function staticPlan(base: Plan): Plan {
   ] }] };
 }
 
-interface CurvePoint { crf: number; kbps: number; psnr: number; facePsnr: number; faceP5: number; faceSsim: number; backgroundPsnr: number; encodeSeconds: number }
-
 /**
  * Encodes with a given plan at the report's CRFs; measured against the report's own (faces) plan so
- * every variant is judged on the same pixels. Bitrate from the video stream's packets, as the
- * report's points have it: the file's size would add the MP4 container (~6 KB per file, 5–10% of
- * the talking head's bitrate) to the variants only.
+ * every variant is judged on the same pixels, at the stream's bitrate as the report's points.
  */
 async function variantCurve(clip: Clip, name: string, plan: Plan, report: Report, judge: Plan): Promise<CurvePoint[]> {
   const curve: CurvePoint[] = [];
-  for (const crf of report.settings.crfs) {
-    const file = join(out, `${clip.name}-${name}-${crf}.mp4`);
-    const r = await encode(clip.file, file, { force: true, crf, plan, videoOnly: true });
-    const q = await measureQuality(clip.file, file, judge, bins);
-    const { bytes } = await videoStreamBytes(file, bins);
-    curve.push({ crf, kbps: (bytes * 8) / 1000 / judge.input.durationSeconds, psnr: q.psnr, facePsnr: q.facePsnr, faceP5: lowPercentile(q.facePsnrPerFrame, 0.05), faceSsim: q.faceSsim, backgroundPsnr: q.backgroundPsnr, encodeSeconds: r.encodeSeconds });
-  }
+  for (const crf of report.settings.crfs) curve.push(await measuredEncode(clip.file, join(out, `${clip.name}-${name}-${crf}.mp4`), judge, { crf, plan }, bins));
   return curve;
 }
 
