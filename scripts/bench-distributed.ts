@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { analyze } from '../src/analysis/analyze.js';
-import { encode } from '../src/encode/encode.js';
+import { encode } from '../src/runners/encode.js';
 import { resolveBinaries } from '../src/media/binaries.js';
 import { measureQuality } from '../src/report/metrics.js';
 

@@ -4,7 +4,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Plan } from '../src/plan.js';
+import type { Plan } from '../src/plan/plan.js';
 
 export interface SpeedClip {
   name: string;

@@ -4,7 +4,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { compare } from '../dist/index.js';
-import { summaryTable } from '../dist/cli-summary.js';
+import { summaryTable } from '../dist/cli/summary.js';
 
 const input = 'samples/talking-head.mp4';
 const outDir = join('demo-output', 'report');

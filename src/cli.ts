@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { RoiError } from './errors.js';
+import { RoiError } from './media/errors.js';
 import { analysisOptions, commonOptions, compareOptions, encodeOptions, operandsAfterDashDash, restoreRawNumbers, workerOptions } from './cli/options.js';
 import { fail } from './cli/run.js';
-import { VERSION } from './version.js';
+import { VERSION } from './media/version.js';
 
 /**
  * The `roi-encode` command: parse, then hand over to a handler in src/cli/run.ts, which loads the

@@ -4,7 +4,7 @@ import { existsSync, readdirSync, readFileSync, statSync, writeFileSync, copyFil
 import { join } from 'node:path';
 import { describe, it, mock } from 'node:test';
 import { analyze, encode, measureQuality, type Plan, type ProgressEvent } from '../src/index.js';
-import { ProgressMeter } from '../src/progress.js';
+import { ProgressMeter } from '../src/media/progress.js';
 import { buildEncodeArgs } from '../src/encode/argv.js';
 import { resolveBinaries } from '../src/media/binaries.js';
 import { CLI, cli, ffprobeJson, fixture, frameTimes, MEDIA, ROOT, SAMPLE, workDir } from './helpers.js';

@@ -8,7 +8,7 @@ import { addroiChain, buildRoiFilterGraph, qoffsetFor, zonesParam } from '../src
 import { encoderKeyframes, relieveKeyframes } from '../src/encode/keyframes.js';
 import { FLAT_SEGMENTS, STARTS_PER_SETPTS } from '../src/media/segmented-graph.js';
 import { resolveBinaries } from '../src/media/binaries.js';
-import type { Plan } from '../src/plan.js';
+import type { Plan } from '../src/plan/plan.js';
 import { workDir } from './helpers.js';
 
 function plan(width: number, height: number, segments: Plan['segments'], zones: Plan['zones'] = []): Plan {

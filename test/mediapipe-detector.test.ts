@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import type { ScoredBox } from '../src/analysis/boxes.js';
 import { MEDIAPIPE_FULL_MODEL, MediaPipeFullDetector, pyramidWindows } from '../src/analysis/mediapipe-detector.js';
-import { RoiError } from '../src/errors.js';
+import { RoiError } from '../src/media/errors.js';
 import { analyze } from '../src/index.js';
 import { centre, devComposite, MEDIA, SAMPLE, workDir } from './helpers.js';
 

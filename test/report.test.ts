@@ -10,7 +10,7 @@ import { boxesAt, FaceMasks, lowPercentile, pairBoxes } from '../src/report/metr
 import { resolveBinaries } from '../src/media/binaries.js';
 import { crfForBitrate, matchFor, showcaseUniform } from '../src/report/matching.js';
 import { heatmapImage, heatmapLegend } from '../src/report/images.js';
-import { parseCrfs } from '../src/report/compare.js';
+import { parseCrfs } from '../src/runners/compare.js';
 import { overTimeSpec } from '../src/report/charts.js';
 import { parseEncoderSei, readEncoderInfo } from '../src/report/encoder-info.js';
 import { videoStreamBytes } from '../src/media/probe.js';

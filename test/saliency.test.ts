@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { RoiError } from '../src/errors.js';
+import { RoiError } from '../src/media/errors.js';
 import { MODELS_DIR } from '../src/analysis/onnx.js';
 import { BUILTIN_SALIENCY_FILE, SaliencyModel, salientBoxes, type SaliencyMap, type SalientBox } from '../src/analysis/saliency.js';
 import { buildSaliencyModel } from '../scripts/build-saliency-model.js';

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { analyze, encode, measureQuality, MAX_SAMPLE_TRIES, TARGET_TOLERANCE_DB, type Plan } from '../src/index.js';
-import { chooseStretches, samplePlans } from '../src/encode/target.js';
+import { chooseStretches, samplePlans } from '../src/strategies/face-target.js';
 import { resolveBinaries } from '../src/media/binaries.js';
 import { faceRegions, measureFaces } from '../src/report/metrics.js';
 import { videoStreamBytes } from '../src/media/probe.js';

@@ -1,11 +1,11 @@
-import { RoiError, throwIfAborted } from '../errors.js';
+import { RoiError, throwIfAborted } from '../media/errors.js';
 import { resolveBinaries, type BinaryOptions } from '../media/binaries.js';
 import { probeVideo, type VideoInfo } from '../media/probe.js';
-import type { AnalysisStats, Plan } from '../plan.js';
-import { PLAN_VERSION } from '../plan-file.js';
-import { ProgressMeter, type ProgressListener } from '../progress.js';
-import { expectInteger, expectNumber, expectOneOf, invalid } from '../validate.js';
-import { VERSION } from '../version.js';
+import type { AnalysisStats, Plan } from '../plan/plan.js';
+import { PLAN_VERSION } from '../plan/plan-file.js';
+import { ProgressMeter, type ProgressListener } from '../media/progress.js';
+import { expectInteger, expectNumber, expectOneOf, invalid } from '../media/validate.js';
+import { VERSION } from '../media/version.js';
 import type { ScoredBox } from './boxes.js';
 import { BlazeFace, BLAZEFACE_MODELS } from './blazeface.js';
 import { FaceDetector, MODEL_MIN_FACE } from './face-detector.js';

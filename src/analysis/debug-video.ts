@@ -2,9 +2,9 @@ import { writeFile } from 'node:fs/promises';
 import type { Binaries } from '../media/binaries.js';
 import { run } from '../media/process.js';
 import { writeAtomically } from '../media/output-file.js';
-import { ProgressMeter, type ProgressListener } from '../progress.js';
-import type { Plan, RegionKind } from '../plan.js';
-import { RoiError } from '../errors.js';
+import { ProgressMeter, type ProgressListener } from '../media/progress.js';
+import type { Plan, RegionKind } from '../plan/plan.js';
+import { RoiError } from '../media/errors.js';
 import { segmentedGraph, type GraphPiece } from '../media/segmented-graph.js';
 import { probeVideo } from '../media/probe.js';
 

@@ -1,11 +1,11 @@
 import { PassThrough, type Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
-import { AbortError, RoiError } from '../errors.js';
+import { AbortError, RoiError } from '../media/errors.js';
 import type { Binaries } from '../media/binaries.js';
 import { run, type RunOptions } from '../media/process.js';
 import type { VideoInfo } from '../media/probe.js';
 import { rawFrames } from '../media/raw-frames.js';
-import { lowerBound } from '../sorted.js';
+import { lowerBound } from '../media/sorted.js';
 import { sceneDistance, thumbnail } from './image.js';
 
 /** One sampled frame in display orientation, RGB24, at analysis size. */

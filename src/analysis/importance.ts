@@ -1,6 +1,6 @@
 import { alignToGrid, union, type Box } from './boxes.js';
 import type { FrameFace } from './tracker.js';
-import type { PlanRegion, PlanSegment } from '../plan.js';
+import type { PlanRegion, PlanSegment } from '../plan/plan.js';
 
 /**
  * Importance → plan segments. Importance lives on the encoder's 16×16 block grid: 1 on a face, a

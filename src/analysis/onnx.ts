@@ -3,7 +3,7 @@ import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ort from 'onnxruntime-node';
-import { RoiError } from '../errors.js';
+import { RoiError } from '../media/errors.js';
 
 /** The models/ folder shipped in the package (one level above src/ or dist/). */
 export const MODELS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'models');

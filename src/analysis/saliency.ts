@@ -1,5 +1,5 @@
 import { basename, join } from 'node:path';
-import { RoiError } from '../errors.js';
+import { RoiError } from '../media/errors.js';
 import { loadSession, MODELS_DIR, ort } from './onnx.js';
 
 /**

@@ -1,6 +1,6 @@
 import type { Argv } from 'yargs';
 import { ENCODE_DEFAULTS, X265_PRESETS } from '../encode/argv.js';
-import { RoiError } from '../errors.js';
+import { RoiError } from '../media/errors.js';
 
 /**
  * The CLI's options. Light on purpose: `--help` and the parser must not load the encoder, the

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
-import { emitJson, ProgressDisplay } from '../cli-output.js';
-import { AbortError, RoiError } from '../errors.js';
+import { emitJson, ProgressDisplay } from './output.js';
+import { AbortError, RoiError } from '../media/errors.js';
 import { analysisArgs, cliMessage } from './options.js';
 
 /**
@@ -61,7 +61,7 @@ export function runAnalyze(argv: Record<string, unknown>): Promise<void> {
     const { checkOutputPath, withScratchDir, writeAtomically } = await import('../media/output-file.js');
     if (output) await checkOutputPath(output, { force: Boolean(argv.force), inputs: [input], what: 'plan' });
     if (debugVideo) await checkOutputPath(debugVideo, { force: Boolean(argv.force), inputs: [input], what: 'debug video' });
-    const [{ analyze }, { planToJson }, { writeFile }] = await Promise.all([import('../analysis/analyze.js'), import('../plan-file.js'), import('node:fs/promises')]);
+    const [{ analyze }, { planToJson }, { writeFile }] = await Promise.all([import('../analysis/analyze.js'), import('../plan/plan-file.js'), import('node:fs/promises')]);
     const ffmpegPath = argv.ffmpeg as string | undefined;
     const plan = await analyze(input, { ...analysisArgs(argv), signal, onProgress: display.listener });
     if (debugVideo) {
@@ -87,7 +87,7 @@ export function runAnalyze(argv: Record<string, unknown>): Promise<void> {
 export function runEncode(argv: Record<string, unknown>): Promise<void> {
   return command(argv, async ({ json, input, output, signal, display }) => {
     if (!output) throw new RoiError('MISSING_OUTPUT', 'give an output file with -o, e.g. roi-encode in.mp4 -o out.mp4');
-    const { encode } = await import('../encode/encode.js');
+    const { encode } = await import('../runners/encode.js');
     const result = await encode(input, output, {
       ...analysisArgs(argv),
       plan: argv.plan as string | undefined,
@@ -125,18 +125,18 @@ export function runEncode(argv: Record<string, unknown>): Promise<void> {
       segments: result.plan?.segments.length ?? 0,
       // Where the analysis time went (a fresh analysis only; none with --plan or --roi none).
       ...(result.analysisSeconds > 0 && result.plan?.analysis ? { analysis: result.plan.analysis } : {}),
-      ...(result.target ? { target: (await import('../encode/target-summary.js')).targetJson(result.target) } : {}),
+      ...(result.target ? { target: (await import('../strategies/face-target-summary.js')).targetJson(result.target) } : {}),
     };
     if (json) emitJson({ type: 'done', ...summary });
     else process.stderr.write(`wrote ${output}: ${(result.bytes / 1024).toFixed(1)} KiB, ${summary.bitrateKbps.toFixed(1)} kbit/s, ${result.frames} frames, roi ${result.roi}, analysis ${summary.analysisSeconds.toFixed(2)} s + encode ${summary.encodeSeconds.toFixed(2)} s\n`);
-    if (!json && result.target) process.stderr.write(`${(await import('../encode/target-summary.js')).targetSentence(result.target)}\n`);
+    if (!json && result.target) process.stderr.write(`${(await import('../strategies/face-target-summary.js')).targetSentence(result.target)}\n`);
   });
 }
 
 export function runCompare(argv: Record<string, unknown>): Promise<void> {
   return command(argv, async ({ json, input, output, signal, display }) => {
     if (!output) throw new RoiError('MISSING_OUTPUT', 'give a report directory with -o, e.g. roi-encode compare in.mp4 -o report/');
-    const [{ compare }, { summaryTable }] = await Promise.all([import('../report/compare.js'), import('../cli-summary.js')]);
+    const [{ compare }, { summaryTable }] = await Promise.all([import('../runners/compare.js'), import('./summary.js')]);
     const report = await compare(input, output, {
       ...analysisArgs(argv),
       plan: argv.plan as string | undefined,

@@ -1,6 +1,6 @@
-import { emitJson } from '../cli-output.js';
+import { emitJson } from './output.js';
 import { startWorker, type WorkerEvent } from '../distributed/worker.js';
-import { RoiError } from '../errors.js';
+import { RoiError } from '../media/errors.js';
 import { interruptSignal } from './run.js';
 
 /**

@@ -1,5 +1,5 @@
 import { writeFile } from 'node:fs/promises';
-import { RoiError } from '../errors.js';
+import { RoiError } from '../media/errors.js';
 import { KEEP_TIMESTAMPS, muxerArgs, trackCodecArgs, trackMapArgs, type Container, type TrackPlan } from '../encode/argv.js';
 import type { Binaries } from '../media/binaries.js';
 import { run } from '../media/process.js';

@@ -1,5 +1,5 @@
 import { writeFile } from 'node:fs/promises';
-import { RoiError } from '../errors.js';
+import { RoiError } from '../media/errors.js';
 import { buildEncodeArgs } from '../encode/argv.js';
 import { x265Params } from '../encode/encode.js';
 import { buildRoiFilterGraph, zonesParam } from '../encode/filtergraph.js';

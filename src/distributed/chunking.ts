@@ -1,5 +1,5 @@
-import type { Plan } from '../plan.js';
-import { lowerBound } from '../sorted.js';
+import type { Plan } from '../plan/plan.js';
+import { lowerBound } from '../media/sorted.js';
 
 /**
  * Pure functions that split one encode into chunks: where the chunks end, and the part of the one

@@ -1,8 +1,8 @@
 import { Redis } from 'ioredis';
-import { RoiError } from '../errors.js';
-import { invalid } from '../validate.js';
+import { RoiError } from '../media/errors.js';
+import { invalid } from '../media/validate.js';
 import type { Container, TrackPlan, X265Preset } from '../encode/argv.js';
-import type { Plan } from '../plan.js';
+import type { Plan } from '../plan/plan.js';
 import type { resolveAnalyzeOptions } from '../analysis/analyze.js';
 
 /**

@@ -5,15 +5,16 @@ import { FlowProducer, Job, Queue, QueueEvents } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { resolveAnalyzeOptions } from '../analysis/analyze.js';
 import type { Container, TrackPlan, X265Preset } from '../encode/argv.js';
-import { outputFacts, type EncodeOptions, type EncodeResult } from '../encode/encode.js';
-import { RoiError, throwIfAborted } from '../errors.js';
+import { outputFacts, type PreparedEncode } from '../encode/encode.js';
+import type { EncodeOptions, EncodeResult } from '../runners/dispatch.js';
+import { RoiError, throwIfAborted } from '../media/errors.js';
 import type { Binaries } from '../media/binaries.js';
 import { writeAtomically } from '../media/output-file.js';
 import { run } from '../media/process.js';
 import type { VideoInfo } from '../media/probe.js';
-import { validatePlan, type Plan } from '../plan.js';
-import { ProgressMeter } from '../progress.js';
-import { expectNumber } from '../validate.js';
+import { validatePlan, type Plan } from '../plan/plan.js';
+import { ProgressMeter } from '../media/progress.js';
+import { expectNumber } from '../media/validate.js';
 import { chunkSelection, type StreamStart } from './chunk.js';
 import { chunkFrameTimes, chunkRanges, DEFAULT_CHUNK_SECONDS, slicePlan, type ChunkRange } from './chunking.js';
 import { CANCEL_CHANNEL, cancelKey, connectRedis, displayUrl, expectRedisUrl, PREFIX, QUEUE, type AnalyzeJobData, type AssembleJobData, type ChunkJobData, type ChunkProgress } from './jobs.js';
@@ -52,7 +53,13 @@ export function resolveDistributed(options: EncodeOptions, codec: 'x265' | 'x264
   const url = expectRedisUrl(options.redis);
   const chunkSeconds = expectNumber('chunkSeconds', options.chunkSeconds ?? DEFAULT_CHUNK_SECONDS, 1, 3600);
   if (codec !== 'x265') throw new RoiError('INVALID_OPTION', `distributed encodes are x265 only; drop redis for an x264 baseline`);
-  return { run: (ctx: RunContext) => encodeDistributed(ctx, options, url, chunkSeconds) };
+  return {
+    run: (p: PreparedEncode) => {
+      const { uniform, crf, preset, strength, analyzeResolved } = p.resolved;
+      const ctx: RunContext = { input: p.input, output: p.output, info: p.info, bins: p.bins, plan: p.plan, uniform, crf, preset, strength, container: p.container, tracks: p.tracks, analyze: analyzeResolved };
+      return encodeDistributed(ctx, options, url, chunkSeconds);
+    },
+  };
 }
 
 /**

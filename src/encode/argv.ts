@@ -1,5 +1,5 @@
 import { extname } from 'node:path';
-import { RoiError } from '../errors.js';
+import { RoiError } from '../media/errors.js';
 import type { Track } from '../media/probe.js';
 
 /** Pure builder: encode settings → ffmpeg argv. */

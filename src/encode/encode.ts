@@ -2,20 +2,23 @@ import { stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { analyzeProbed, preloadModels, resolveAnalyzeOptions, type AnalyzeOptions } from '../analysis/analyze.js';
-import { ProcessError, RoiError, throwIfAborted } from '../errors.js';
-import { requireEncoder, resolveBinaries } from '../media/binaries.js';
+import { ProcessError, RoiError, throwIfAborted } from '../media/errors.js';
+import { requireEncoder, resolveBinaries, type Binaries } from '../media/binaries.js';
 import { checkOutputPath, withScratchDir, writeAtomically } from '../media/output-file.js';
 import { quoteCommand, run } from '../media/process.js';
 import { probeVideo, type VideoInfo } from '../media/probe.js';
-import { readPlan, validatePlan, type Plan } from '../plan.js';
-import { ProgressMeter } from '../progress.js';
-import { expectNumber, expectOneOf } from '../validate.js';
-import { buildEncodeArgs, containerFor, ENCODE_DEFAULTS, planTracks, X265_PRESETS, type X265Preset } from './argv.js';
+import { readPlan, validatePlan, type Plan } from '../plan/plan.js';
+import { ProgressMeter } from '../media/progress.js';
+import { expectNumber, expectOneOf } from '../media/validate.js';
+import { buildEncodeArgs, containerFor, ENCODE_DEFAULTS, planTracks, X265_PRESETS, type Container, type TrackPlan, type X265Preset } from './argv.js';
 import { buildRoiFilterGraph, zonesParam } from './filtergraph.js';
-import type { DistributedEncodeOptions } from '../distributed/options.js';
-import type { FaceTargetOptions, TargetOutcome } from './target.js';
 
-export interface EncodeOptions extends Omit<AnalyzeOptions, 'roi'>, DistributedEncodeOptions, FaceTargetOptions {
+/**
+ * The encode stage: one ffmpeg/x265 run on this machine from a plan (or uniform). The public
+ * encode() (src/runners/encode.ts) adds what sits above the stage: a face-quality target
+ * (src/strategies) and encoding across machines (src/distributed).
+ */
+export interface LocalEncodeOptions extends Omit<AnalyzeOptions, 'roi'> {
   /**
    * What to spend bits on: 'faces' (default), 'saliency', or 'faces,saliency'. 'none' is the uniform
    * encode with otherwise identical settings.
@@ -43,7 +46,7 @@ export interface EncodeOptions extends Omit<AnalyzeOptions, 'roi'>, DistributedE
   videoOnly?: boolean;
 }
 
-export interface EncodeResult {
+export interface LocalEncodeResult {
   output: string;
   bytes: number;
   bitrateKbps: number;
@@ -62,8 +65,6 @@ export interface EncodeResult {
   plan?: Plan;
   /** The ffmpeg command line that made the file (its temporary paths included), for reports. */
   command?: string;
-  /** With matchCrf or targetFacePsnr: what was aimed at and reached, measured where (see src/encode/target.ts). */
-  target?: TargetOutcome;
 }
 
 export { ENCODE_DEFAULTS };
@@ -120,7 +121,7 @@ function checkPlanFits(plan: Plan, info: VideoInfo, source: string): void {
  * What every encode result says of its output: the size of `file` (where it was written; `output`
  * is the name reported), and the bitrate over the input's duration.
  */
-export async function outputFacts(file: string, output: string, info: VideoInfo): Promise<Pick<EncodeResult, 'output' | 'bytes' | 'bitrateKbps' | 'frames' | 'durationSeconds'>> {
+export async function outputFacts(file: string, output: string, info: VideoInfo): Promise<Pick<LocalEncodeResult, 'output' | 'bytes' | 'bitrateKbps' | 'frames' | 'durationSeconds'>> {
   const { size } = await stat(file);
   return { output, bytes: size, bitrateKbps: (size * 8) / 1000 / info.durationSeconds, frames: info.frameCount, durationSeconds: info.durationSeconds };
 }
@@ -128,7 +129,7 @@ export async function outputFacts(file: string, output: string, info: VideoInfo)
 /** The plan an encode uses: the one given (checked against the input), or a fresh analysis. */
 export async function resolvePlan(
   info: VideoInfo,
-  options: Pick<EncodeOptions, 'plan' | 'signal' | 'onProgress'>,
+  options: Pick<LocalEncodeOptions, 'plan' | 'signal' | 'onProgress'>,
   analyzeResolved: ReturnType<typeof resolveAnalyzeOptions>,
   bins: ReturnType<typeof resolveBinaries>,
 ): Promise<{ plan: Plan; analysisSeconds: number }> {
@@ -147,17 +148,6 @@ export async function resolvePlan(
   return { plan, analysisSeconds: (performance.now() - started) / 1000 };
 }
 
-export async function encode(input: string, output: string, options: EncodeOptions = {}): Promise<EncodeResult> {
-  // A face-quality target (matchCrf, targetFacePsnr) searches for the CRF: src/encode/target.ts, built on encodeWith.
-  if (options.matchCrf !== undefined || options.targetFacePsnr !== undefined || options.verifyReference !== undefined) {
-    const { resolveFaceTarget, encodeToFaceTarget } = await import('./target.js');
-    resolveEncodeOptions(options);
-    const target = resolveFaceTarget(options);
-    if (target) return encodeToFaceTarget(input, output, options, target);
-  }
-  return encodeWith(input, output, options);
-}
-
 /** What the face-quality target adds to its final encodes; not among the public options. */
 export interface EncodeHooks {
   /** The input, probed already: not probed again. */
@@ -169,7 +159,7 @@ export interface EncodeHooks {
   sourceFrames?: (frames: Readable) => Promise<void>;
 }
 
-function resolveEncodeOptions(options: EncodeOptions) {
+export function resolveEncodeOptions(options: LocalEncodeOptions) {
   const codec = expectOneOf('codec', options.codec ?? 'x265', ['x265', 'x264'] as const);
   const uniform = (options.roi ?? (codec === 'x264' ? 'none' : 'faces')) === 'none';
   if (codec === 'x264' && !uniform) throw new RoiError('INVALID_OPTION', `x264 encodes are uniform baselines: use roi 'none' with codec 'x264'`);
@@ -180,32 +170,53 @@ function resolveEncodeOptions(options: EncodeOptions) {
   return { codec, uniform, crf, preset, strength, analyzeResolved };
 }
 
-/** encode() without a face-quality target, with the target's hooks. */
-export async function encodeWith(input: string, output: string, options: EncodeOptions, hooks: EncodeHooks = {}): Promise<EncodeResult> {
-  const { codec, uniform, crf, preset, strength, analyzeResolved } = resolveEncodeOptions(options);
+export type ResolvedEncodeOptions = ReturnType<typeof resolveEncodeOptions>;
+
+/** What every encode, local or distributed, has settled before it spends any time on frames. */
+export interface PreparedEncode {
+  input: string;
+  output: string;
+  resolved: ResolvedEncodeOptions;
+  container: Container;
+  bins: Binaries;
+  info: VideoInfo;
+  tracks: TrackPlan[];
+  plan?: Plan;
+  analysisSeconds: number;
+}
+
+/**
+ * The checks and inputs of an encode, in the order that fails fastest: options, output path,
+ * encoder, probe, size, streams the output cannot hold, then the plan (a given one, or a fresh
+ * analysis unless `analyseHere` is false: a distributed encode analyses on a worker).
+ */
+export async function prepareEncode(input: string, output: string, options: LocalEncodeOptions, hooks: EncodeHooks = {}, analyseHere = true): Promise<PreparedEncode> {
+  const resolved = resolveEncodeOptions(options);
+  const { codec, uniform, analyzeResolved } = resolved;
   const container = containerFor(output);
   const bins = resolveBinaries(options);
   const { signal } = options;
-  // With `redis`, the work runs as jobs on workers (src/distributed, loaded only then).
-  const distributed = options.redis === undefined ? undefined : (await import('../distributed/submit.js')).resolveDistributed(options, codec);
-
   await checkOutputPath(output, { force: options.force, inputs: [input] });
   await requireEncoder(bins.ffmpeg, codec === 'x264' ? 'libx264' : 'libx265');
   throwIfAborted(signal);
   // The face models load while the input is probed.
-  if (!uniform && !options.plan && !distributed) preloadModels(analyzeResolved);
+  if (!uniform && !options.plan && analyseHere) preloadModels(analyzeResolved);
   const info = hooks.info ?? (await probeVideo(input, bins, signal));
   requireEvenSize(info);
   if (hooks.sourceFrames && info.pixelFormat !== 'yuv420p') throw new Error(`sourceFrames needs a yuv420p input, not ${info.pixelFormat}`);
   // Streams the output cannot hold are refused now, not after the analysis.
   const tracks = options.videoOnly ? [] : planTracks(info.tracks, container, output);
-
   let plan: Plan | undefined;
   let analysisSeconds = 0;
-  // A distributed encode without a plan analyses on a worker.
-  if (!uniform && (options.plan || !distributed)) ({ plan, analysisSeconds } = await resolvePlan(info, options, analyzeResolved, bins));
+  if (!uniform && (options.plan || analyseHere)) ({ plan, analysisSeconds } = await resolvePlan(info, options, analyzeResolved, bins));
+  return { input, output, resolved, container, bins, info, tracks, plan, analysisSeconds };
+}
 
-  if (distributed) return distributed.run({ input, output, info, bins, plan, uniform, crf, preset, strength, container, tracks, analyze: analyzeResolved });
+/** The encode stage on this machine: one ffmpeg run from the prepared plan, written atomically. */
+export async function encodeLocal(prepared: PreparedEncode, options: LocalEncodeOptions, hooks: EncodeHooks = {}): Promise<LocalEncodeResult> {
+  const { input, output, container, bins, info, tracks, plan, analysisSeconds } = prepared;
+  const { codec, uniform, crf, preset, strength, analyzeResolved } = prepared.resolved;
+  const { signal } = options;
   const meter = new ProgressMeter('encode', info.frameCount, options.onProgress);
   const started = performance.now();
   let command: string | undefined;

@@ -1,5 +1,5 @@
 import { segmentedGraph } from '../media/segmented-graph.js';
-import type { Plan, PlanRegion, PlanZone } from '../plan.js';
+import type { Plan, PlanRegion, PlanZone } from '../plan/plan.js';
 import { relieveKeyframes } from './keyframes.js';
 
 /**

@@ -1,4 +1,4 @@
-import type { Plan, PlanSegment } from '../plan.js';
+import type { Plan, PlanSegment } from '../plan/plan.js';
 
 /**
  * Keyframe relief: the plan's `keyframeMaxQpOffset` applied on the frames x265 will code as

@@ -1,5 +1,5 @@
 import { dirname, join } from 'node:path';
-import { RoiError } from '../errors.js';
+import { RoiError } from './errors.js';
 import { run } from './process.js';
 
 /** Where ffmpeg and ffprobe are: an explicit option, then FFMPEG_PATH / FFPROBE_PATH, then PATH. */

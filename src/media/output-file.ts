@@ -3,7 +3,7 @@ import { realpathSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rename, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, extname, join, resolve } from 'node:path';
-import { RoiError } from '../errors.js';
+import { RoiError } from './errors.js';
 
 /**
  * Safe output files: checked before any work starts (directory exists, not the input, no silent

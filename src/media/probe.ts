@@ -1,8 +1,8 @@
 import { statSync, type Stats } from 'node:fs';
-import { RoiError } from '../errors.js';
+import { RoiError } from './errors.js';
 import { lastErrorLine, run } from './process.js';
 import type { Binaries } from './binaries.js';
-import { ProcessError } from '../errors.js';
+import { ProcessError } from './errors.js';
 
 /** What the pipeline needs to know about an input video, with exact per-frame timing. */
 export interface VideoInfo {

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import type { Readable } from 'node:stream';
-import { AbortError, ProcessError, RoiError } from '../errors.js';
+import { AbortError, ProcessError, RoiError } from './errors.js';
 
 /**
  * The one process runner for ffmpeg and ffprobe. Every failure names the command and carries a

@@ -1,9 +1,9 @@
 import sharp from 'sharp';
 import type { Box } from '../analysis/boxes.js';
-import { RoiError } from '../errors.js';
+import { RoiError } from '../media/errors.js';
 import type { Binaries } from '../media/binaries.js';
 import { run } from '../media/process.js';
-import type { PlanRegion } from '../plan.js';
+import type { PlanRegion } from '../plan/plan.js';
 
 /**
  * Pictures for the report: one decoded frame with the plan drawn over it, and crops of the same

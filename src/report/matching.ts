@@ -1,4 +1,4 @@
-import { RoiError } from '../errors.js';
+import { RoiError } from '../media/errors.js';
 import type { ReportPoint } from './report-schema.js';
 
 /*
@@ -60,7 +60,7 @@ export function crfForBitrate(points: { crf: number; bitrateKbps: number }[], kb
 
 /**
  * The same search on any quantity close to linear in CRF (log bitrate; face PSNR for the
- * face-quality target of src/encode/target.ts): the CRF (to 0.1) expected to give `target`.
+ * face-quality target of src/strategies/face-target.ts): the CRF (to 0.1) expected to give `target`.
  */
 export function crfForValue(points: { crf: number; value: number }[], target: number, maxStep = MAX_CRF_STEP): number {
   const distance = (p: { value: number }) => Math.abs(p.value - target);

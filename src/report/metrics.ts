@@ -1,10 +1,10 @@
 import type { Readable } from 'node:stream';
-import { RoiError } from '../errors.js';
+import { RoiError } from '../media/errors.js';
 import type { Binaries } from '../media/binaries.js';
 import { run } from '../media/process.js';
 import { rawFrames } from '../media/raw-frames.js';
-import type { Plan } from '../plan.js';
-import { ProgressMeter, type ProgressListener } from '../progress.js';
+import type { Plan } from '../plan/plan.js';
+import { ProgressMeter, type ProgressListener } from '../media/progress.js';
 import { newSsimSums, SsimPlane } from './ssim.js';
 
 /**

@@ -1,4 +1,4 @@
-import type { TargetOutcome } from './target.js';
+import type { TargetOutcome } from './face-target.js';
 
 /** The face-quality target's outcome as the CLI prints it: rounded for display (the library's values are exact). */
 

@@ -2,24 +2,25 @@ import { writeFile, mkdir, rm, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { analyzeProbed, resolveAnalyzeOptions, type AnalyzeOptions } from '../analysis/analyze.js';
 import type { Box } from '../analysis/boxes.js';
-import { RoiError, throwIfAborted } from '../errors.js';
-import { encode, requireEvenSize } from '../encode/encode.js';
+import { RoiError, throwIfAborted } from '../media/errors.js';
+import { requireEvenSize } from '../encode/encode.js';
+import { encode } from './encode.js';
 import { X265_PRESETS } from '../encode/argv.js';
 import { ffmpegCapabilities, requireEncoder, resolveBinaries } from '../media/binaries.js';
 import { checkOutputDir, writeDirAtomically } from '../media/output-file.js';
 import { probeVideo, videoStreamBytes } from '../media/probe.js';
-import { planToJson, readPlan, validatePlan, type Plan } from '../plan.js';
-import type { ProgressListener } from '../progress.js';
-import { expectNumber, expectOneOf, invalid } from '../validate.js';
-import { VERSION } from '../version.js';
-import { bdRate } from './bdrate.js';
-import { readEncoderInfo } from './encoder-info.js';
-import { crfForBitrate, isMatched, MATCH_ATTEMPTS, MATCH_TARGET, matchFor, showcaseUniform } from './matching.js';
-import { renderHtml, type ReportImages } from './html.js';
+import { planToJson, readPlan, validatePlan, type Plan } from '../plan/plan.js';
+import type { ProgressListener } from '../media/progress.js';
+import { expectNumber, expectOneOf, invalid } from '../media/validate.js';
+import { VERSION } from '../media/version.js';
+import { bdRate } from '../report/bdrate.js';
+import { readEncoderInfo } from '../report/encoder-info.js';
+import { crfForBitrate, isMatched, MATCH_ATTEMPTS, MATCH_TARGET, matchFor, showcaseUniform } from '../report/matching.js';
+import { renderHtml, type ReportImages } from '../report/html.js';
 import { relieveKeyframes } from '../encode/keyframes.js';
-import { cropImage, extractFrame, cropAround, heatmapImage, heatmapLegend, texturedPatch } from './images.js';
-import { FaceMasks, lowPercentile, measureQuality, type QualityResult } from './metrics.js';
-import { finiteOrNull, REPORT_VERSION, type CompareMode, type Report, type ReportPoint } from './report-schema.js';
+import { cropImage, extractFrame, cropAround, heatmapImage, heatmapLegend, texturedPatch } from '../report/images.js';
+import { FaceMasks, lowPercentile, measureQuality, type QualityResult } from '../report/metrics.js';
+import { finiteOrNull, REPORT_VERSION, type CompareMode, type Report, type ReportPoint } from '../report/report-schema.js';
 
 export interface CompareOptions extends Omit<AnalyzeOptions, 'onProgress'> {
   /** CRFs of the rate points. Default [22, 26, 30, 34]. */

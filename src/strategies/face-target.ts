@@ -3,19 +3,20 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { preloadModels, resolveAnalyzeOptions } from '../analysis/analyze.js';
 import { slicePlan } from '../distributed/chunking.js';
-import { RoiError, throwIfAborted } from '../errors.js';
+import { RoiError, throwIfAborted } from '../media/errors.js';
 import { requireEncoder, resolveBinaries, type Binaries } from '../media/binaries.js';
 import { checkOutputPath, withScratchDir } from '../media/output-file.js';
 import { run } from '../media/process.js';
 import { probeVideo, videoStreamBytes } from '../media/probe.js';
-import type { Plan } from '../plan.js';
-import { ProgressMeter, type ProgressListener } from '../progress.js';
+import type { Plan } from '../plan/plan.js';
+import { ProgressMeter, type ProgressListener } from '../media/progress.js';
 import { crfForValue } from '../report/matching.js';
 import { KEPT_FACE_BYTES, KeptFaces, measureFaces, measureKeptFaces, type FaceQuality } from '../report/metrics.js';
-import { expectNumber, expectOneOf, invalid } from '../validate.js';
-import { buildEncodeArgs, containerFor, ENCODE_DEFAULTS, planTracks, X265_PRESETS } from './argv.js';
-import { encode, encodeWith, requireEvenSize, resolvePlan, x265Params, type EncodeOptions, type EncodeResult } from './encode.js';
-import { buildRoiFilterGraph, zonesParam } from './filtergraph.js';
+import { expectNumber, expectOneOf, invalid } from '../media/validate.js';
+import { buildEncodeArgs, containerFor, ENCODE_DEFAULTS, planTracks, X265_PRESETS } from '../encode/argv.js';
+import { requireEvenSize, resolvePlan, x265Params } from '../encode/encode.js';
+import { encodeWith, type EncodeOptions, type EncodeResult } from '../runners/dispatch.js';
+import { buildRoiFilterGraph, zonesParam } from '../encode/filtergraph.js';
 
 /*
  * The face-quality target: `matchCrf` ("faces at least as good as a uniform x265 encode at this CRF,
@@ -481,7 +482,7 @@ export async function encodeToFaceTarget(input: string, output: string, options:
       const file = join(dir, 'reference.mkv');
       const label = `uniform reference at CRF ${target.value} on the whole video (verifyReference)`;
       const started = performance.now();
-      await encode(input, file, { roi: 'none', crf: target.value, preset, videoOnly: true, force: true, ffmpegPath: options.ffmpegPath, signal, onProgress: labelled(onProgress, label) });
+      await encodeWith(input, file, { roi: 'none', crf: target.value, preset, videoOnly: true, force: true, ffmpegPath: options.ffmpegPath, signal, onProgress: labelled(onProgress, label) });
       seconds.encode += (performance.now() - started) / 1000;
       const measured = performance.now();
       const q = await measureFaces(input, file, plan, bins, { signal, onProgress: labelled(onProgress, label), pairBy: 'index' });

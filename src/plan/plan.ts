@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
-import { RoiError } from './errors.js';
+import { RoiError } from '../media/errors.js';
 import { PLAN_VERSION } from './plan-file.js';
 
 /**

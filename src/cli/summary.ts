@@ -1,5 +1,5 @@
-import { matchingState } from './report/matching.js';
-import type { Report } from './report/report-schema.js';
+import { matchingState } from '../report/matching.js';
+import type { Report } from '../report/report-schema.js';
 
 /** The short table `compare` prints: one row per encode, then the BD-rates in words. */
 export function summaryTable(report: Report): string {

@@ -1,4 +1,4 @@
-import type { ProgressEvent, ProgressListener } from './progress.js';
+import type { ProgressEvent, ProgressListener } from '../media/progress.js';
 
 /**
  * What the CLI prints while it works: a one-line progress display on stderr when stderr is a
