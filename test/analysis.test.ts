@@ -13,7 +13,7 @@ import { FaceScanner, type FaceModel, type ScanPolicy } from '../src/analysis/fa
 import type { ScoredBox } from '../src/analysis/boxes.js';
 import { resolveBinaries } from '../src/media/binaries.js';
 import { probeVideo } from '../src/media/probe.js';
-import { centre, cli, devComposite, ffprobeJson, fixture, frameTimes, MEDIA, SAMPLE, workDir } from './helpers.js';
+import { ASTRONAUT, centre, cli, devComposite, ffprobeJson, fixture, frameTimes, SAMPLE, STREET, workDir } from './helpers.js';
 
 const dir = workDir('analysis');
 
@@ -31,7 +31,7 @@ function faceRegionsAt(plan: Plan, n: number) {
 /** The street alone for 1.5 s, then a ~70 px face appears where nothing was (no cut: 6% of the frame changes). */
 const faceAppears = () =>
   fixture(dir, 'face-appears.mp4', (out) => [
-    '-loop', '1', '-i', join(MEDIA, 'street.jpg'), '-loop', '1', '-i', join(MEDIA, 'astronaut.png'),
+    '-loop', '1', '-i', STREET, '-loop', '1', '-i', ASTRONAUT,
     '-filter_complex', "[0]scale=640:360,setsar=1[bg];[1]crop=160:160:145:45,scale=120:120[fg];[bg][fg]overlay=x=400:y=150:enable='gte(t,1.5)',format=yuv420p",
     '-t', '4', '-r', '25', '-c:v', 'libx264', '-preset', 'ultrafast', out]);
 
@@ -53,7 +53,7 @@ describe('analysis on real video', () => {
   });
 
   it('puts the face box of astronaut.png where the face is', async () => {
-    const clip = fixture(dir, 'astronaut.mp4', (out) => ['-loop', '1', '-i', join(MEDIA, 'astronaut.png'), '-t', '1', '-r', '25', '-vf', 'format=yuv420p', '-c:v', 'libx264', '-preset', 'ultrafast', out]);
+    const clip = fixture(dir, 'astronaut.mp4', (out) => ['-loop', '1', '-i', ASTRONAUT, '-t', '1', '-r', '25', '-vf', 'format=yuv420p', '-c:v', 'libx264', '-preset', 'ultrafast', out]);
     const plan = await analyze(clip);
     assert.ok(plan.detections.length > 0);
     for (const d of plan.detections) {
@@ -68,7 +68,7 @@ describe('analysis on real video', () => {
   it('maps faces into coded pixels for rotated video', async () => {
     // Coded frames hold the portrait turned a quarter clockwise; the display matrix (ffprobe: rotation=90,
     // i.e. 90° counter-clockwise) turns it back upright, which the plan records as 270° clockwise.
-    const sideways = fixture(dir, 'astronaut-sideways.mp4', (out) => ['-loop', '1', '-i', join(MEDIA, 'astronaut.png'), '-t', '0.6', '-r', '25', '-vf', 'transpose=clock,format=yuv420p', '-c:v', 'libx264', '-preset', 'ultrafast', out]);
+    const sideways = fixture(dir, 'astronaut-sideways.mp4', (out) => ['-loop', '1', '-i', ASTRONAUT, '-t', '0.6', '-r', '25', '-vf', 'transpose=clock,format=yuv420p', '-c:v', 'libx264', '-preset', 'ultrafast', out]);
     const clip = fixture(dir, 'astronaut-rotated.mp4', (out) => ['-i', sideways, '-c', 'copy', '-metadata:s:v', 'rotate=90', out]);
     const plan = await analyze(clip);
     assert.equal(plan.input.rotation, 270);
@@ -107,7 +107,7 @@ describe('analysis on real video', () => {
   });
 
   it('finds no faces in a clip with no people', async () => {
-    const clip = fixture(dir, 'street.mp4', (out) => ['-loop', '1', '-i', join(MEDIA, 'street.jpg'), '-t', '2', '-r', '25', '-vf', "scale=1600:-2,crop=1280:720:x='40+20*t':y='20+10*t',format=yuv420p", '-c:v', 'libx264', '-preset', 'ultrafast', out]);
+    const clip = fixture(dir, 'street.mp4', (out) => ['-loop', '1', '-i', STREET, '-t', '2', '-r', '25', '-vf', "scale=1600:-2,crop=1280:720:x='40+20*t':y='20+10*t',format=yuv420p", '-c:v', 'libx264', '-preset', 'ultrafast', out]);
     const plan = await analyze(clip);
     assert.equal(plan.input.frameCount, 50);
     assert.equal(plan.detections.reduce((n, d) => n + d.faces.length, 0), 0);
@@ -120,7 +120,7 @@ describe('analysis on real video', () => {
       // A 120 px portrait patch (face centred in it, ~70 px wide) crosses a 640x360 street at 350 px/s
       // while bobbing up and down: non-linear motion between samples.
       const clip = fixture(dir, name, (out) => [
-        '-loop', '1', '-i', join(MEDIA, 'street.jpg'), '-loop', '1', '-i', join(MEDIA, 'astronaut.png'),
+        '-loop', '1', '-i', STREET, '-loop', '1', '-i', ASTRONAUT,
         '-filter_complex', "[0]scale=640:360,setsar=1[bg];[1]crop=160:160:145:45,scale=120:120[fg];[bg][fg]overlay=x='20+350*t':y='100+60*sin(2*PI*t)',format=yuv420p",
         '-t', '1.6', '-r', '25', ...codec, out]);
       const plan = await analyze(clip);
@@ -285,7 +285,7 @@ describe('analyze CLI', () => {
 /** 1.6 s of street, then a hard cut to the portrait at frame 40 (25 fps, 512×512), encoded with `codec`. */
 function cutToFace(name: string, codec: string[]): string {
   return fixture(dir, name, (out) => [
-      '-loop', '1', '-t', '1.6', '-i', join(MEDIA, 'street.jpg'), '-loop', '1', '-t', '1.6', '-i', join(MEDIA, 'astronaut.png'),
+      '-loop', '1', '-t', '1.6', '-i', STREET, '-loop', '1', '-t', '1.6', '-i', ASTRONAUT,
       '-filter_complex', '[0]scale=512:512,setsar=1,fps=25[a];[1]scale=512:512,setsar=1,fps=25[b];[a][b]concat=n=2:v=1,format=yuv420p',
     ...codec, out]);
 }
@@ -397,7 +397,7 @@ describe('adaptive detection (full scans and follow passes)', () => {
 
   it('turns sampled frames of rotated intra-only video upright before detection', async () => {
     // MJPEG (every frame a keyframe) stored sideways with a display matrix, as phones write it.
-    const sideways = fixture(dir, 'astronaut-sideways-mjpeg.mov', (out) => ['-loop', '1', '-i', join(MEDIA, 'astronaut.png'), '-t', '0.6', '-r', '25', '-vf', 'transpose=clock,format=yuvj420p', '-c:v', 'mjpeg', '-q:v', '3', out]);
+    const sideways = fixture(dir, 'astronaut-sideways-mjpeg.mov', (out) => ['-loop', '1', '-i', ASTRONAUT, '-t', '0.6', '-r', '25', '-vf', 'transpose=clock,format=yuvj420p', '-c:v', 'mjpeg', '-q:v', '3', out]);
     const clip = fixture(dir, 'astronaut-rotated-mjpeg.mov', (out) => ['-i', sideways, '-c', 'copy', '-metadata:s:v', 'rotate=90', out]);
     const plan = await analyze(clip);
     assert.equal(plan.input.rotation, 270);
@@ -483,7 +483,7 @@ async function scanClip(file: string, policy: Partial<ScanPolicy> = {}) {
 describe('still content costs less', () => {
   const faceOver = (name: string, x: string) =>
     fixture(dir, name, (out) => [
-      '-loop', '1', '-i', join(MEDIA, 'street.jpg'), '-loop', '1', '-i', join(MEDIA, 'astronaut.png'),
+      '-loop', '1', '-i', STREET, '-loop', '1', '-i', ASTRONAUT,
       '-filter_complex', `[0]scale=640:360,setsar=1[bg];[1]crop=160:160:145:45,scale=120:120[fg];[bg][fg]overlay=x='${x}':y=150,format=yuv420p`,
       '-t', '4', '-r', '25', '-c:v', 'libx264', '-preset', 'ultrafast', out]);
 

@@ -10,7 +10,7 @@ import { chunkSelection } from '../src/distributed/chunk.js';
 import { chunkRanges, slicePlan } from '../src/distributed/chunking.js';
 import { planTracks } from '../src/encode/argv.js';
 import { resolveBinaries } from '../src/media/binaries.js';
-import { CLI, ffmpeg, ffprobeJson, fixture, frameTimes, MEDIA, offsetClipArgs, ROOT, workDir } from './helpers.js';
+import { CLI, ffmpeg, ffprobeJson, fixture, frameTimes, HEAD_FULL, offsetClipArgs, ROOT, STREET, workDir } from './helpers.js';
 
 const dir = workDir('distributed');
 const bins = resolveBinaries();
@@ -220,8 +220,8 @@ describe('distributed encoding on real Redis and worker processes', { timeout: 2
     // One minute, 400x300, three shots (talking head; the street, no face; the head mirrored) so the
     // plan has cuts at 18 s and 37 s; a few dropped frames make it variable frame rate; a tone.
     clip = join(dir, 'minute.mp4');
-    const head = join(MEDIA, 'talking-head.mp4');
-    ffmpeg(['-i', head, '-loop', '1', '-framerate', '25', '-i', join(MEDIA, 'street.jpg'), '-f', 'lavfi', '-i', 'sine=frequency=440:duration=60',
+    const head = HEAD_FULL;
+    ffmpeg(['-i', head, '-loop', '1', '-framerate', '25', '-i', STREET, '-f', 'lavfi', '-i', 'sine=frequency=440:duration=60',
       '-filter_complex',
       '[0:v]trim=0:18,setpts=PTS-STARTPTS[a];[1:v]scale=400:300,setsar=1,trim=0:19,setpts=PTS-STARTPTS,format=yuv420p[b];' +
       '[0:v]trim=5:28,setpts=PTS-STARTPTS,hflip[c];[a][b][c]concat=n=3:v=1:a=0,select=\'not(between(n\\,600\\,603))*not(between(n\\,1210\\,1211))\'[v]',

@@ -7,7 +7,7 @@ import { analyze, encode, measureQuality, type Plan, type ProgressEvent } from '
 import { ProgressMeter } from '../src/media/progress.js';
 import { buildEncodeArgs } from '../src/encode/argv.js';
 import { resolveBinaries } from '../src/media/binaries.js';
-import { CLI, cli, ffprobeJson, fixture, frameTimes, MEDIA, ROOT, SAMPLE, workDir } from './helpers.js';
+import { ASTRONAUT, cli, CLI, ffprobeJson, fixture, frameTimes, ROOT, SAMPLE, STREET, workDir } from './helpers.js';
 
 const dir = workDir('encode');
 const bins = resolveBinaries();
@@ -59,7 +59,7 @@ describe('ROI encode of the sample', () => {
   it('keeps variable frame rate timestamps exact across many segments, copies audio and keeps rotation, into mkv too', async () => {
     // A face crossing the frame (many segments), frames dropped here and there (VFR), a tone, a rotation.
     const moving = fixture(dir, 'moving.mkv', (out) => [
-      '-loop', '1', '-i', join(MEDIA, 'street.jpg'), '-loop', '1', '-i', join(MEDIA, 'astronaut.png'), '-f', 'lavfi', '-i', 'sine=frequency=300:duration=2',
+      '-loop', '1', '-i', STREET, '-loop', '1', '-i', ASTRONAUT, '-f', 'lavfi', '-i', 'sine=frequency=300:duration=2',
       '-filter_complex', "[0]scale=640:360,setsar=1[bg];[1]crop=160:160:145:45,scale=120:120[fg];[bg][fg]overlay=x='20+250*t':y=120,select='not(between(n\\,11\\,14))*not(between(n\\,30\\,31))',format=yuv420p[v]",
       '-map', '[v]', '-map', '2:a', '-t', '2', '-r', '25', '-fps_mode', 'vfr', '-c:v', 'libx264', '-preset', 'ultrafast', '-c:a', 'flac', out]);
     // MP4 carries a display matrix; ffmpeg sets it only when stream-copying.
@@ -279,7 +279,7 @@ describe('x265 ROI pitfalls', () => {
 
   it("a library caller's backgroundQpOffset 0 with a face that appears late encodes (analysis, then ROI from frame 0)", async () => {
     const late = fixture(dir, 'late-face.mp4', (out) => [
-      '-loop', '1', '-i', join(MEDIA, 'street.jpg'), '-loop', '1', '-i', join(MEDIA, 'astronaut.png'),
+      '-loop', '1', '-i', STREET, '-loop', '1', '-i', ASTRONAUT,
       '-filter_complex', "[0]scale=480:320,setsar=1[bg];[1]crop=160:160:145:45,scale=120:120[fg];[bg][fg]overlay=x=180:y=90:enable='gte(t,1.2)',format=yuv420p[v]",
       '-map', '[v]', '-t', '2.4', '-r', '25', '-c:v', 'libx264', '-preset', 'ultrafast', out]);
     const r = await encode(late, join(dir, 'late-face-out.mp4'), { backgroundQpOffset: 0, preset: 'ultrafast', crf: 30, sampleFps: 5 });
@@ -296,7 +296,7 @@ describe('x265 ROI pitfalls', () => {
 
   it('keyframe relief: the keyframe keeps the base quality where the plan says +8, and the still background after it keeps it too', async () => {
     // A still picture: x265 codes it once, on the keyframe, and predicts every later frame from it.
-    const still = fixture(dir, 'still-street.mkv', (out) => ['-loop', '1', '-i', join(MEDIA, 'street.jpg'), '-vf', 'scale=320:240,format=yuv420p', '-t', '2', '-r', '25', '-c:v', 'libx264', '-preset', 'ultrafast', '-crf', '10', out]);
+    const still = fixture(dir, 'still-street.mkv', (out) => ['-loop', '1', '-i', STREET, '-vf', 'scale=320:240,format=yuv420p', '-t', '2', '-r', '25', '-c:v', 'libx264', '-preset', 'ultrafast', '-crf', '10', out]);
     const plan = { ...basePlan([{ startFrame: 0, endFrame: 50, regions: [bg(8)] }]), input: { path: still, width: 320, height: 240, frameRate: 25, frameCount: 50, durationSeconds: 2 } };
     const capped = await encode(still, join(dir, 'keyframe-capped.mp4'), { plan: { ...plan, keyframeMaxQpOffset: 0 }, crf: 30 });
     const plain = await encode(still, join(dir, 'keyframe-plain.mp4'), { plan, crf: 30 });

@@ -4,8 +4,14 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-export const MEDIA = join(ROOT, '..', 'shared', 'media');
+/** The talking head's first 10 s (250 frames), which the demo encodes. */
 export const SAMPLE = join(ROOT, 'samples', 'talking-head.mp4');
+/** The whole 30.6 s talking-head clip the sample was cut from. */
+export const HEAD_FULL = join(ROOT, 'samples', 'talking-head-full.mp4');
+/** NASA's astronaut portrait (public domain), 512x512. */
+export const ASTRONAUT = join(ROOT, 'samples', 'astronaut.png');
+/** A 751x563 street photo without people, from Debian's opencv-doc (scripts/test-media.sh fetches it). */
+export const STREET = join(ROOT, 'test-media', 'street.jpg');
 export const CLI = join(ROOT, 'src', 'cli.ts');
 
 /** A fresh directory under test-output/ for one test file's fixtures and outputs. */
@@ -28,7 +34,7 @@ export function fixture(dir: string, name: string, args: (out: string) => string
 
 export function devComposite(dir: string): string {
   const out = join(dir, 'dev-composite.mkv');
-  if (!existsSync(out)) execFileSync('bash', [join(MEDIA, 'make-dev-composite.sh'), out], { stdio: 'ignore' });
+  if (!existsSync(out)) execFileSync('bash', [join(ROOT, 'test', 'fixtures', 'make-dev-composite.sh'), out], { stdio: 'ignore' });
   return out;
 }
 

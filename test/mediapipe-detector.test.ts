@@ -8,7 +8,7 @@ import type { ScoredBox } from '../src/analysis/boxes.js';
 import { MEDIAPIPE_FULL_MODEL, MediaPipeFullDetector, pyramidWindows } from '../src/analysis/mediapipe-detector.js';
 import { RoiError } from '../src/media/errors.js';
 import { analyze } from '../src/index.js';
-import { centre, devComposite, MEDIA, SAMPLE, workDir } from './helpers.js';
+import { centre, devComposite, SAMPLE, STREET, workDir } from './helpers.js';
 
 const dir = workDir('mediapipe');
 /** Between the lowest verified face score on the 200 dev-composite frames (0.78) and street texture's best (0.39). */
@@ -73,7 +73,7 @@ describe('MediaPipe full-range detector', () => {
 
   it('finds no faces in a street photo without people', async () => {
     const detector = await MediaPipeFullDetector.create({ minScore: MIN_SCORE });
-    const faces = await detector.detect(rgbFrame(join(MEDIA, 'street.jpg'), 751, 563), 751, 563);
+    const faces = await detector.detect(rgbFrame(STREET, 751, 563), 751, 563);
     assert.deepEqual(faces, [], `found ${show(faces)}`);
   });
 

@@ -8,7 +8,7 @@ import { MODELS_DIR } from '../src/analysis/onnx.js';
 import { BUILTIN_SALIENCY_FILE, SaliencyModel, salientBoxes, type SaliencyMap, type SalientBox } from '../src/analysis/saliency.js';
 import { buildSaliencyModel } from '../scripts/build-saliency-model.js';
 import { GraphBuilder, type Dim } from '../scripts/onnx-graph.js';
-import { fixture, MEDIA, workDir } from './helpers.js';
+import { fixture, SAMPLE, STREET, workDir } from './helpers.js';
 
 const dir = workDir('saliency');
 
@@ -93,7 +93,7 @@ describe('built-in saliency model', () => {
 
   it('puts the top box on the person in the talking-head clip', async () => {
     // One sample a second for 10 s at 400x300; the head (checked by eye) spans x 145–265, y 110–260.
-    const frames = decodeRgb(join(MEDIA, 'talking-head.mp4'), 400, 300, 250).filter((_, i) => i % 25 === 0);
+    const frames = decodeRgb(SAMPLE, 400, 300, 250).filter((_, i) => i % 25 === 0);
     const model = await SaliencyModel.create();
     model.reset();
     let hits = 0;
@@ -113,7 +113,7 @@ describe('built-in saliency model', () => {
 
   it('keeps the boxes of a frame that is salient everywhere within the area bound', async () => {
     const model = await SaliencyModel.create();
-    const [street] = decodeRgb(join(MEDIA, 'street.jpg'), W, H, 1);
+    const [street] = decodeRgb(STREET, W, H, 1);
     // Blocks of random colours, and plain RGB noise.
     let seed = 7;
     const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 8) / 2 ** 24;

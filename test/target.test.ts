@@ -7,7 +7,7 @@ import { chooseStretches, samplePlans } from '../src/strategies/face-target.js';
 import { resolveBinaries } from '../src/media/binaries.js';
 import { faceRegions, measureFaces } from '../src/report/metrics.js';
 import { videoStreamBytes } from '../src/media/probe.js';
-import { cli, fixture, MEDIA, SAMPLE, workDir } from './helpers.js';
+import { cli, fixture, SAMPLE, STREET, workDir } from './helpers.js';
 
 const dir = workDir('target');
 const bins = resolveBinaries();
@@ -83,7 +83,7 @@ describe('face-quality target', () => {
   });
 
   it('a video without faces: the target cannot apply, the encode runs at the reference CRF and says so', async () => {
-    const street = fixture(dir, 'street.mp4', (o) => ['-loop', '1', '-i', join(MEDIA, 'street.jpg'), '-t', '1', '-r', '25', '-vf', 'scale=320:240,format=yuv420p', '-c:v', 'libx264', '-preset', 'ultrafast', o]);
+    const street = fixture(dir, 'street.mp4', (o) => ['-loop', '1', '-i', STREET, '-t', '1', '-r', '25', '-vf', 'scale=320:240,format=yuv420p', '-c:v', 'libx264', '-preset', 'ultrafast', o]);
     const notices: string[] = [];
     const r = await encode(street, join(dir, 'street-out.mp4'), { matchCrf: 25, preset: 'veryfast', force: true, onNotice: (m) => notices.push(m) });
     assert.equal(r.target!.applied, false);
