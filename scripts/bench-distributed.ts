@@ -50,10 +50,9 @@ function stop(proc: ChildProcess): Promise<void> {
   });
 }
 
-export async function benchDistributed(out: string, media: string): Promise<Record<string, unknown>> {
+export async function benchDistributed(out: string, head: string): Promise<Record<string, unknown>> {
   const seconds = Number(process.env.BENCH_DISTRIBUTED_SECONDS ?? 90);
   const chunkSeconds = Number(process.env.BENCH_DISTRIBUTED_CHUNK_SECONDS ?? 15);
-  const head = existsSync(join(media, 'talking-head.mp4')) ? join(media, 'talking-head.mp4') : join('samples', 'talking-head.mp4');
   const clip = resolve(out, `distributed-${seconds}s.mp4`);
   if (!existsSync(clip)) {
     execFileSync('ffmpeg', ['-v', 'error', '-y', '-stream_loop', '-1', '-i', head, '-t', String(seconds), '-an', '-c:v', 'libx264', '-preset', 'veryfast', '-crf', '14', clip]);

@@ -1,5 +1,6 @@
-// npm run bench: speed, recall and rate-quality numbers on the dev corpus (the talking head and the
-// dev composite from ../shared/media, plus a no-people street clip for false positives). Runs
+// npm run bench: speed, recall and rate-quality numbers on the dev corpus, all built from the
+// repository's own media (samples/, and the street photo scripts/test-media.sh fetches): the talking
+// head, the dev composite, a fast pan, a 1080p camera-like clip and a no-people street clip for false positives. Runs
 // `compare` on each clip, adds a static-box and a faces+saliency variant against the same uniform
 // encodes, prints tables and writes bench-output/bench.json to diff between versions. Numbers, not
 // pass/fail: targets are judged by people reading them.
@@ -16,7 +17,10 @@ import { buildCli, timeAnalysis, type SpeedVariant } from './bench-speed.js';
 
 const out = 'bench-output';
 mkdirSync(out, { recursive: true });
-const media = join('..', 'shared', 'media');
+// The same files the tests use; the street photo comes from Debian's opencv-doc on first use.
+execFileSync('bash', [join('scripts', 'test-media.sh')], { stdio: 'inherit' });
+const street = join('test-media', 'street.jpg');
+const headFull = join('samples', 'talking-head-full.mp4');
 const bins = resolveBinaries();
 const round = (v: number, d = 2) => (Number.isFinite(v) ? Math.round(v * 10 ** d) / 10 ** d : null);
 // `npm run bench -- --only distributed` (or BENCH_ONLY=distributed) runs one section alone.
@@ -37,24 +41,24 @@ interface Clip {
 }
 
 const clips: Clip[] = [];
-const head = existsSync(join(media, 'talking-head.mp4')) ? join(media, 'talking-head.mp4') : join('samples', 'talking-head.mp4');
+const head = headFull;
 clips.push({ name: 'talking-head', file: head, faces: () => [[205, 188, 30]], rateQuality: true });
 // The bundled sample (its first 10 s): short, where fixed costs weigh most.
 clips.push({ name: 'talking-head (sample)', file: join('samples', 'talking-head.mp4'), faces: () => [[205, 188, 30]], rateQuality: false });
-if (existsSync(join(media, 'street.jpg')) && existsSync(join(media, 'talking-head.mp4'))) {
+{
   // Camera-like 1080p: H.264 at 30 fps with a long GOP (300 frames), a slow pan across the street
   // and a ~130 px face moving slowly over it. Speed only: its rate-quality would add minutes.
   const file = join(out, 'camera-1080p.mp4');
   if (!existsSync(file)) {
-    execFileSync('ffmpeg', ['-v', 'error', '-y', '-loop', '1', '-framerate', '30', '-i', join(media, 'street.jpg'), '-i', join(media, 'talking-head.mp4'), '-filter_complex',
+    execFileSync('ffmpeg', ['-v', 'error', '-y', '-loop', '1', '-framerate', '30', '-i', street, '-i', headFull, '-filter_complex',
       "[0]scale=2400:-2,crop=1920:1080:x='100+30*t':y='200+8*t',format=yuv420p[bg];[1]scale=640:480[f];[bg][f]overlay=x='500+40*t':y=300:shortest=1,format=yuv420p",
       '-t', '10', '-r', '30', '-c:v', 'libx264', '-preset', 'medium', '-crf', '20', '-g', '300', file]);
   }
   clips.push({ name: 'camera 1080p', file, faces: (t) => [[500 + 40 * t + 205 * 1.6, 300 + 188 * 1.6, 40]], rateQuality: false });
 }
-if (existsSync(join(media, 'make-dev-composite.sh'))) {
+{
   const file = join(out, 'dev-composite.mkv');
-  if (!existsSync(file)) execFileSync('bash', [join(media, 'make-dev-composite.sh'), file]);
+  if (!existsSync(file)) execFileSync('bash', [join('test', 'fixtures', 'make-dev-composite.sh'), file]);
   clips.push({
     name: 'dev-composite',
     file,
@@ -67,12 +71,12 @@ if (existsSync(join(media, 'make-dev-composite.sh'))) {
     ].map((p) => [p.x + p.w * (p.flip ? 0.485 : 0.515), p.y + p.h * 0.625, p.w * 0.15] as [number, number, number]),
   });
 }
-if (existsSync(join(media, 'street.jpg')) && existsSync(join(media, 'talking-head.mp4'))) {
+{
   // The critics' hard case: the camera pans back and forth across the street while a ~70 px face
   // crosses the frame at ~9 px a frame and bobs up and down.
   const file = join(out, 'fast-pan.mp4');
   if (!existsSync(file)) {
-    execFileSync('ffmpeg', ['-v', 'error', '-y', '-loop', '1', '-framerate', '25', '-i', join(media, 'street.jpg'), '-i', join(media, 'talking-head.mp4'), '-filter_complex',
+    execFileSync('ffmpeg', ['-v', 'error', '-y', '-loop', '1', '-framerate', '25', '-i', street, '-i', headFull, '-filter_complex',
       "[0]scale=1920:-2,crop=1280:720:x='320+300*sin(t*1.3)':y='40+20*t',format=yuv420p[bg];[1]trim=start=6,setpts=PTS-STARTPTS,scale=300:225[f];" +
       "[bg][f]overlay=x='60+220*t':y='250+120*sin(2.2*t)':shortest=1,format=yuv420p",
       '-t', '4', '-r', '25', '-c:v', 'libx264', '-crf', '10', '-preset', 'veryfast', file]);
@@ -84,9 +88,9 @@ if (existsSync(join(media, 'street.jpg')) && existsSync(join(media, 'talking-hea
     faces: (t) => [[60 + 220 * t + 300 * 0.515, 250 + 120 * Math.sin(2.2 * t) + 225 * 0.625, 20]],
   });
 }
-if (existsSync(join(media, 'street.jpg'))) {
+{
   const file = join(out, 'street.mp4');
-  if (!existsSync(file)) execFileSync('ffmpeg', ['-v', 'error', '-y', '-loop', '1', '-i', join(media, 'street.jpg'), '-t', '4', '-r', '25', '-vf', 'scale=trunc(iw/2)*2:trunc(ih/2)*2,format=yuv420p', '-c:v', 'libx264', '-crf', '18', file]);
+  if (!existsSync(file)) execFileSync('ffmpeg', ['-v', 'error', '-y', '-loop', '1', '-i', street, '-t', '4', '-r', '25', '-vf', 'scale=trunc(iw/2)*2:trunc(ih/2)*2,format=yuv420p', '-c:v', 'libx264', '-crf', '18', file]);
   clips.push({ name: 'street (no people)', file, faces: () => [], rateQuality: false });
 }
 
@@ -285,7 +289,7 @@ if (!only || only === 'curve') {
 }
 if (!only || only === 'distributed') {
   const { benchDistributed } = await import('./bench-distributed.js');
-  const distributed = await benchDistributed(out, media);
+  const distributed = await benchDistributed(out, headFull);
   // Alone, it updates its part of an earlier bench.json.
   if (only) Object.assign(results, existsSync(join(out, 'bench.json')) ? JSON.parse(readFileSync(join(out, 'bench.json'), 'utf8')) as object : {});
   results.distributed = distributed;
