@@ -28,7 +28,10 @@ export async function main(rawArgs: string[]): Promise<void> {
         analysisOptions(commonOptions(y))
           .positional('input', { type: 'string', demandOption: true, describe: 'Input video' })
           .option('output', { alias: 'o', type: 'string', describe: 'Plan file to write (default: stdout)' })
-          .option('debug-video', { type: 'string', describe: 'Also render boxes and the importance heatmap over the video' }),
+          .option('debug-video', { type: 'string', describe: 'Also render boxes and the importance heatmap over the video' })
+          .example('$0 analyze in.mp4 -o plan.json', 'Write the plan: face tracks and QP offsets')
+          .example('$0 analyze in.mp4 -o plan.json --debug-video overlay.mp4', 'Also draw the plan over the video')
+          .example('$0 analyze in.mp4 --roi faces,saliency --face-detector mediapipe-full', 'Faces and salient objects, the full-range detector'),
       async (argv) => (await handlers()).runAnalyze(argv),
     )
     .command(
@@ -37,7 +40,9 @@ export async function main(rawArgs: string[]): Promise<void> {
       (y) =>
         compareOptions(analysisOptions(commonOptions(y)))
           .positional('input', { type: 'string', demandOption: true, describe: 'Input video' })
-          .option('output', { alias: 'o', type: 'string', describe: 'Report directory to write (index.html, report.json, encodes/)' }),
+          .option('output', { alias: 'o', type: 'string', describe: 'Report directory to write (index.html, report.json, encodes/)' })
+          .example('$0 compare in.mp4 -o report/', 'ROI against uniform x265 at CRF 22, 26, 30, 34')
+          .example('$0 compare in.mp4 -o report/ --crf 24,28,32 --plan plan.json', 'Other CRFs, an existing plan'),
       async (argv) => (await handlers()).runCompare(argv),
     )
     .command(
@@ -46,13 +51,21 @@ export async function main(rawArgs: string[]): Promise<void> {
       (y) =>
         encodeOptions(analysisOptions(commonOptions(y)))
           .positional('input', { type: 'string', demandOption: true, describe: 'Input video' })
-          .option('output', { alias: 'o', type: 'string', describe: 'Output file (.mp4, .mov or .mkv)' }),
+          .option('output', { alias: 'o', type: 'string', describe: 'Output file (.mp4, .mov or .mkv)' })
+          .example('$0 in.mp4 -o out.mp4', 'Faces protected, CRF 28, preset medium; audio and subtitles copied')
+          .example('$0 in.mp4 -o out.mp4 --match-crf 23', 'Faces as good as uniform CRF 23, smallest file')
+          .example('$0 in.mp4 -o out.mp4 --roi faces,saliency --strength 1.5', 'Faces and salient objects, stronger offsets')
+          .example('$0 in.mp4 -o out.mp4 --plan plan.json', 'Encode with a plan from analyze')
+          .example('$0 /shared/in.mp4 -o /shared/out.mp4 --redis redis://queue-host:6379', 'Encode in chunks on workers'),
       async (argv) => (await handlers()).runEncode(argv),
     )
     .command(
       'worker',
       'Run encode jobs from Redis until SIGINT/SIGTERM (input and output on a filesystem every machine sees)',
-      (y) => workerOptions(y),
+      (y) =>
+        workerOptions(y)
+          .example('$0 worker --redis redis://queue-host:6379', 'Take jobs from that Redis (input and output paths must exist on this machine too)')
+          .example('$0 worker --redis redis://queue-host:6379 --concurrency 2', 'Two jobs at a time'),
       async (argv) => {
         try {
           await (await import('./cli/worker.js')).runWorkerCommand(argv);
