@@ -431,11 +431,11 @@ describe('distributed encodes keep streams and timestamps like one machine', { t
    * two outputs have the same streams (codecs), every stream starting where the source's does (1 ms),
    * and the same frames at the same times; returns both paths.
    */
-  async function compareWithSingle(source: string, ext: string, frameCount: number): Promise<{ single: string; distributed: string }> {
-    const name = `${basename(source, extname(source))}-${ext}`;
+  async function compareWithSingle(source: string, ext: string, frameCount: number, extra: { codec?: 'x264'; x264Params?: string } = {}): Promise<{ single: string; distributed: string }> {
+    const name = `${basename(source, extname(source))}-${ext}${extra.codec ? `-${extra.codec}` : ''}`;
     const single = join(tsDir, `${name}-single.${ext}`);
     const distributed = join(tsDir, `${name}-distributed.${ext}`);
-    const settings = { plan: plan(source, frameCount), preset: 'ultrafast', crf: 30 };
+    const settings = { plan: plan(source, frameCount), preset: 'ultrafast', crf: 30, ...extra };
     await encode(source, single, settings);
     const seen = workers.map((w) => w.events.length);
     await encode(source, distributed, { ...settings, redis: redis.url, chunkSeconds: 2 });
@@ -460,6 +460,18 @@ describe('distributed encodes keep streams and timestamps like one machine', { t
     assert.deepEqual(leftovers(tsDir), []);
     return { single, distributed };
   }
+
+  it('encodes x264 chunks (with expert parameters) into one H.264 file like one machine', async () => {
+    const source = fixture(tsDir, 'plain5.mp4', (out) => ['-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=25:duration=5', '-c:v', 'libx264', '-preset', 'ultrafast', out]);
+    const { single, distributed } = await compareWithSingle(source, 'mp4', 125, { codec: 'x264', x264Params: 'keyint=40' });
+    for (const file of [single, distributed]) {
+      const v = streamsOf(file).find((s) => s.codec_type === 'video')! as Stream & { codec_tag_string?: string };
+      assert.deepEqual([v.codec_name, v.codec_tag_string], ['h264', 'avc1'], file);
+    }
+    // The chunks' x264 got the expert's keyint (x264 writes its settings into the stream).
+    const sei = execFileSync('ffmpeg', ['-v', 'error', '-i', distributed, '-map', '0:v', '-c', 'copy', '-f', 'h264', '-'], { maxBuffer: 1 << 26 }).toString('latin1');
+    assert.match(sei, /x264 - core[^\0]* keyint=40 /);
+  });
 
   it('keeps a start time of 10 s (MP4 edit list)', async () => {
     const source = fixture(tsDir, 'start10.mp4', (out) => ['-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=25:duration=5', '-f', 'lavfi', '-i', 'sine=duration=5', '-c:v', 'libx264', '-preset', 'ultrafast', '-c:a', 'aac', '-output_ts_offset', '10', out]);

@@ -47,13 +47,21 @@ export const CLI_FLAGS: Record<string, string> = {
   chunkSeconds: '--chunk-seconds',
   concurrency: '--concurrency',
   threads: '--threads',
+  codec: '--codec',
+  x265Params: '--x265-params',
+  x264Params: '--x264-params',
 };
 
 /** A library message in CLI words: "for crf but" → "for --crf but", "force: true" → "--force". */
 export function cliMessage(error: RoiError): string {
   const flag = error.option ? CLI_FLAGS[error.option] : undefined;
   if (!error.option || !flag) return error.message;
-  return error.message.replace(`for ${error.option} but`, `for ${flag} but`).replace(`${error.option}: true`, flag);
+  return error.message
+    .replace(`for ${error.option} but`, `for ${flag} but`)
+    .replace(`${error.option}: true`, flag)
+    // "x264Params cannot set crf: … use crf" (encoder-params.ts) names options at the start and after "use".
+    .replace(new RegExp(`^${error.option} `), `${flag} `)
+    .replace(/\buse (\w+)/g, (all, name: string) => (CLI_FLAGS[name] ? `use ${CLI_FLAGS[name]}` : all));
 }
 
 /** Numeric options: parsed as numbers, shown as [number] in help. */
@@ -106,13 +114,16 @@ const presetHelp = `x265 preset: ${X265_PRESETS.join(', ')}`;
 
 export const encodeOptions = (y: Argv) =>
   y
-    .option('match-crf', { type: 'number', requiresArg: true, describe: 'Faces at least as good as a uniform x265 encode at this CRF (0–51), smallest file: searches the CRF' })
+    .option('match-crf', { type: 'number', requiresArg: true, describe: 'Faces at least as good as a uniform encode (same codec) at this CRF (0–51), smallest file: searches the CRF' })
     .option('target-face-psnr', { type: 'number', requiresArg: true, describe: 'Face PSNR to reach, dB: searches the CRF' })
     .option('verify-reference', { type: 'boolean', describe: 'With --match-crf: also encode and measure the uniform reference on the whole video (about one more encode)' })
     .option('plan', { type: 'string', describe: 'Use this plan (from analyze) instead of analysing' })
     .option('crf', { type: 'number', requiresArg: true, defaultDescription: String(HELP_DEFAULTS.crf), describe: 'x265 CRF 0–51 (fractions allowed)' })
     .option('preset', { type: 'string', defaultDescription: HELP_DEFAULTS.preset, describe: presetHelp })
     .option('strength', { type: 'number', requiresArg: true, defaultDescription: String(HELP_DEFAULTS.strength), describe: 'Scales all QP offsets: 0 uniform, 1 as planned, 2 twice as strong' })
+    .option('codec', { type: 'string', defaultDescription: 'x265', describe: 'x265 (HEVC) or x264 (H.264 High: what every browser plays); ROI with either' })
+    .option('x265-params', { type: 'string', requiresArg: true, describe: "Expert x265 settings passed through, 'key=value:key=value' (not crf, bitrate, pass, stats, zones, aq-mode=0, hevc-aq)" })
+    .option('x264-params', { type: 'string', requiresArg: true, describe: "Expert x264 settings with --codec x264, 'key=value:key=value' (not crf, bitrate, pass, stats, zones, aq-mode=0)" })
     .option('redis', { type: 'string', requiresArg: true, describe: 'Encode in chunks on `roi-encode worker` processes served by this Redis (redis://host:6379)' })
     .option('chunk-seconds', { type: 'number', requiresArg: true, defaultDescription: '30', describe: 'With --redis: target chunk length; chunks end at scene cuts where one is near' });
 

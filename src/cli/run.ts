@@ -52,6 +52,9 @@ async function command(argv: Record<string, unknown>, body: (c: CommandContext) 
   }
 }
 
+/** " (psy-rd=2:deblock=-1,-1)" for the expert parameters passed, '' for none. */
+const paramsText = (params: Record<string, string>) => (Object.keys(params).length ? ` (${Object.entries(params).map(([k, v]) => `${k}=${v}`).join(':')})` : '');
+
 /** Rounded for display; the library's results are exact. */
 const round = (v: number, digits: number) => Math.round(v * 10 ** digits) / 10 ** digits;
 
@@ -94,6 +97,9 @@ export function runEncode(argv: Record<string, unknown>): Promise<void> {
       crf: argv.crf as number | undefined,
       preset: argv.preset as string | undefined,
       strength: argv.strength as number | undefined,
+      codec: argv.codec as 'x265' | 'x264' | undefined,
+      x265Params: argv['x265-params'] as string | undefined,
+      x264Params: argv['x264-params'] as string | undefined,
       force: Boolean(argv.force),
       redis: argv.redis as string | undefined,
       chunkSeconds: argv['chunk-seconds'] as number | undefined,
@@ -119,6 +125,9 @@ export function runEncode(argv: Record<string, unknown>): Promise<void> {
       analysisSeconds: round(result.analysisSeconds, 2),
       encodeSeconds: round(result.encodeSeconds, 2),
       roi: result.roi,
+      codec: result.codec,
+      // The expert's x265Params / x264Params as passed to the encoder ({} for none).
+      encoderParams: result.encoderParams,
       crf: result.crf,
       preset: result.preset,
       strength: result.strength,
@@ -128,7 +137,7 @@ export function runEncode(argv: Record<string, unknown>): Promise<void> {
       ...(result.target ? { target: (await import('../strategies/face-target-summary.js')).targetJson(result.target) } : {}),
     };
     if (json) emitJson({ type: 'done', ...summary });
-    else process.stderr.write(`wrote ${output}: ${(result.bytes / 1024).toFixed(1)} KiB, ${summary.bitrateKbps.toFixed(1)} kbit/s, ${result.frames} frames, roi ${result.roi}, analysis ${summary.analysisSeconds.toFixed(2)} s + encode ${summary.encodeSeconds.toFixed(2)} s\n`);
+    else process.stderr.write(`wrote ${output}: ${(result.bytes / 1024).toFixed(1)} KiB, ${summary.bitrateKbps.toFixed(1)} kbit/s, ${result.frames} frames, ${result.codec}${paramsText(result.encoderParams)}, roi ${result.roi}, analysis ${summary.analysisSeconds.toFixed(2)} s + encode ${summary.encodeSeconds.toFixed(2)} s\n`);
     if (!json && result.target) process.stderr.write(`${(await import('../strategies/face-target-summary.js')).targetSentence(result.target)}\n`);
   });
 }

@@ -5,6 +5,7 @@ import type { Binaries } from '../media/binaries.js';
 import { run } from '../media/process.js';
 import { probeVideo } from '../media/probe.js';
 import type { AssembleJobData } from './jobs.js';
+import { codecFor, type CodecName } from '../encode/codec.js';
 
 /**
  * Joining the chunks: the concat demuxer with `-c:v copy` (each chunk starts with an IDR of a closed
@@ -51,6 +52,8 @@ export interface AssembleArgs {
   /** The source's audio and subtitle streams and how each reaches the output (planTracks). */
   tracks: TrackPlan[];
   videoOnly: boolean;
+  /** The chunks' codec; default x265. */
+  codec?: CodecName;
 }
 
 /** Pure: the ffmpeg argv of the assembly. */
@@ -62,7 +65,7 @@ export function buildAssembleArgs(a: AssembleArgs): string[] {
   if (!a.videoOnly) args.push(...trackMapArgs(a.tracks, a.container, 1), ...KEEP_TIMESTAMPS);
   args.push('-c:v', 'copy');
   if (!a.videoOnly) args.push(...trackCodecArgs(a.tracks));
-  args.push(...muxerArgs(a.container, 'libx265', 1), a.output);
+  args.push(...muxerArgs(a.container, codecFor(a.codec ?? 'x265').encoder, 1), a.output);
   return args;
 }
 

@@ -1,7 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import { RoiError } from '../media/errors.js';
 import { buildEncodeArgs } from '../encode/argv.js';
-import { x265Params } from '../encode/encode.js';
+import { codecFor, encoderParams, X265, type CodecDescription } from '../encode/codec.js';
 import { buildRoiFilterGraph, zonesParam } from '../encode/filtergraph.js';
 import type { Binaries } from '../media/binaries.js';
 import { withScratchDir, writeAtomically } from '../media/output-file.js';
@@ -45,14 +45,9 @@ export function chunkSelection(range: Pick<ChunkRange, 'startFrame' | 'endFrame'
   return { inputOptions, selectFilter };
 }
 
-/** x265 settings of a chunk: the single-machine ones, plus a closed GOP (its first frame is an IDR). */
-export function chunkX265Params(zones: string | undefined, threads: number | undefined): Record<string, string | number> {
-  return {
-    ...x265Params(zones),
-    'open-gop': 0,
-    ...(threads ? { pools: threads } : {}),
-    ...(threads === 1 ? { 'frame-threads': 1 } : {}),
-  };
+/** Encoder settings of a chunk: the single-machine ones, plus a closed GOP (its first frame is an IDR) and the worker's threads. */
+export function chunkEncoderParams(zones: string | undefined, threads: number | undefined, codec: CodecDescription = X265, expert: Record<string, string> = {}): Record<string, string | number> {
+  return encoderParams(codec, { zones, extra: codec.chunkParams(threads), expert });
 }
 
 export interface ChunkEncodeOptions {
@@ -66,6 +61,7 @@ export interface ChunkEncodeOptions {
 /** Encodes one chunk into job.output (atomically: temporary name, renamed when complete). */
 export async function encodeChunk(job: ChunkJobData, options: ChunkEncodeOptions): Promise<{ frames: number }> {
   const expected = job.endFrame - job.startFrame;
+  const codec = codecFor(job.codec ?? 'x265');
   let frames = 0;
   await withScratchDir(async (dir) => {
     const filterScript = join(dir, 'chunk.filter');
@@ -82,10 +78,10 @@ export async function encodeChunk(job: ChunkJobData, options: ChunkEncodeOptions
         container: 'mp4',
         filterScript,
         videoLabel: 'v',
-        codec: 'libx265',
+        codec: codec.encoder,
         crf: job.crf,
         preset: job.preset,
-        x265Params: chunkX265Params(job.plan ? zonesParam(job.plan.zones) : undefined, options.threads),
+        x265Params: chunkEncoderParams(job.plan ? zonesParam(job.plan.zones) : undefined, options.threads, codec, job.encoderParams),
         hasSubtitles: false,
         // As a single-machine encode: frames keep their exact times (1/fps would round VFR times).
         encTimeBase: job.timeBase,
@@ -108,7 +104,7 @@ export async function encodeChunk(job: ChunkJobData, options: ChunkEncodeOptions
           else if (line.trim()) errors.push(line.trim());
         },
       });
-      if (warnings.length) throw new RoiError('ROI_SKIPPED', `x265 ignored the ROI offsets (${warnings[0]}); check that aq-mode is not 0`);
+      if (warnings.length) throw new RoiError('ROI_SKIPPED', `${codec.name} ignored the ROI offsets (${warnings[0]}); check that aq-mode is not 0`);
       if (frames !== expected) {
         const why = errors.length ? `; ffmpeg said: ${lastErrorLine(errors.slice(-3).join('\n'))}` : '';
         throw new RoiError('CHUNK_FRAMES', `decoded ${frames} of the chunk's ${expected} frames (the input is corrupt or unreadable there${why})`);

@@ -4,6 +4,7 @@ import { invalid } from '../media/validate.js';
 import type { Container, TrackPlan, X265Preset } from '../encode/argv.js';
 import type { Plan } from '../plan/plan.js';
 import type { resolveAnalyzeOptions } from '../analysis/analyze.js';
+import type { CodecName } from '../encode/codec.js';
 
 /**
  * What travels through Redis: one BullMQ queue, three kinds of job. Paths are absolute and must
@@ -49,6 +50,10 @@ export interface ChunkJobData {
   crf: number;
   preset: X265Preset;
   strength: number;
+  /** Default x265 (jobs queued before codecs were a choice). */
+  codec?: CodecName;
+  /** The expert's encoder parameters (checked by the submitter). */
+  encoderParams?: Record<string, string>;
 }
 
 export interface AssembleJobData {
@@ -66,6 +71,8 @@ export interface AssembleJobData {
   tracks: TrackPlan[];
   videoOnly: boolean;
   frameCount: number;
+  /** The chunks' codec (its MP4 tag); default x265. */
+  codec?: CodecName;
 }
 
 export type JobData = AnalyzeJobData | ChunkJobData | AssembleJobData;

@@ -18,6 +18,7 @@ import { expectNumber } from '../media/validate.js';
 import { chunkSelection, type StreamStart } from './chunk.js';
 import { chunkFrameTimes, chunkRanges, DEFAULT_CHUNK_SECONDS, slicePlan, type ChunkRange } from './chunking.js';
 import { CANCEL_CHANNEL, cancelKey, connectRedis, displayUrl, expectRedisUrl, PREFIX, QUEUE, type AnalyzeJobData, type AssembleJobData, type ChunkJobData, type ChunkProgress } from './jobs.js';
+import type { CodecName } from '../encode/codec.js';
 
 /**
  * The submitting side of a distributed encode: analysis as one job (when there is no plan), then a
@@ -46,17 +47,18 @@ interface RunContext {
   /** The input's audio and subtitle streams as planTracks carries them into this container (none for video-only). */
   tracks: TrackPlan[];
   analyze: ReturnType<typeof resolveAnalyzeOptions>;
+  codec: CodecName;
+  encoderParams: Record<string, string>;
 }
 
 /** Validates the distributed options up front; `run` does the encode once the input is probed. */
 export function resolveDistributed(options: EncodeOptions, codec: 'x265' | 'x264') {
   const url = expectRedisUrl(options.redis);
   const chunkSeconds = expectNumber('chunkSeconds', options.chunkSeconds ?? DEFAULT_CHUNK_SECONDS, 1, 3600);
-  if (codec !== 'x265') throw new RoiError('INVALID_OPTION', `distributed encodes are x265 only; drop redis for an x264 baseline`);
   return {
     run: (p: PreparedEncode) => {
-      const { uniform, crf, preset, strength, analyzeResolved } = p.resolved;
-      const ctx: RunContext = { input: p.input, output: p.output, info: p.info, bins: p.bins, plan: p.plan, uniform, crf, preset, strength, container: p.container, tracks: p.tracks, analyze: analyzeResolved };
+      const { uniform, crf, preset, strength, analyzeResolved, expertParams } = p.resolved;
+      const ctx: RunContext = { input: p.input, output: p.output, info: p.info, bins: p.bins, plan: p.plan, uniform, crf, preset, strength, container: p.container, tracks: p.tracks, analyze: analyzeResolved, codec, encoderParams: expertParams };
       return encodeDistributed(ctx, options, url, chunkSeconds);
     },
   };
@@ -152,6 +154,7 @@ async function encodeDistributed(ctx: RunContext, options: EncodeOptions, url: s
         tracks: options.videoOnly ? [] : ctx.tracks,
         videoOnly: Boolean(options.videoOnly),
         frameCount: info.frameCount,
+        codec: ctx.codec,
       };
       const children = ranges.map((r) => {
         const data: ChunkJobData = {
@@ -172,6 +175,8 @@ async function encodeDistributed(ctx: RunContext, options: EncodeOptions, url: s
           crf,
           preset,
           strength,
+          codec: ctx.codec,
+          encoderParams: ctx.encoderParams,
         };
         ours.add(chunkId(r));
         return { name: 'chunk', queueName: QUEUE, data, opts: { jobId: chunkId(r), attempts: CHUNK_ATTEMPTS, backoff: { type: 'fixed', delay: 1000 }, failParentOnFailure: true } };
@@ -192,10 +197,11 @@ async function encodeDistributed(ctx: RunContext, options: EncodeOptions, url: s
       encodeSeconds,
       analysisSeconds,
       roi: uniform ? 'none' : options.plan ? 'plan' : ctx.analyze.roi.join(','),
-      codec: 'x265',
+      codec: ctx.codec,
       crf,
       preset,
       strength,
+      encoderParams: ctx.encoderParams,
       plan,
     };
   } finally {

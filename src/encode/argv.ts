@@ -1,6 +1,7 @@
 import { extname } from 'node:path';
 import { RoiError } from '../media/errors.js';
 import type { Track } from '../media/probe.js';
+import { codecForEncoder, type VideoEncoder } from './codec.js';
 
 /** Pure builder: encode settings → ffmpeg argv. */
 export const X265_PRESETS = ['ultrafast', 'superfast', 'veryfast', 'faster', 'fast', 'medium', 'slow', 'slower', 'veryslow', 'placebo'] as const;
@@ -12,8 +13,8 @@ export const ENCODE_DEFAULTS = { crf: 28, preset: 'medium' as X265Preset, streng
 /** ISO MP4 (.mp4, .m4v), QuickTime (.mov) or Matroska (.mkv). */
 export type Container = 'mp4' | 'mov' | 'mkv';
 
-/** libx265 for everything we make; libx264 only for the uniform baseline of comparison reports. */
-export type VideoCodec = 'libx265' | 'libx264';
+/** ffmpeg's encoder (src/encode/codec.ts describes each). */
+export type VideoCodec = VideoEncoder;
 
 export function containerFor(output: string): Container {
   const ext = extname(output).toLowerCase();
@@ -95,7 +96,7 @@ export function buildEncodeArgs(a: EncodeArgs): string[] {
   // file's start time: report/metrics.ts pairs source and encode frames by timestamp on that basis.
   if (!a.videoOnly) args.push(...KEEP_TIMESTAMPS);
   args.push('-c:v', codec, '-preset', a.preset, '-crf', String(a.crf));
-  if (Object.keys(a.x265Params).length) args.push(codec === 'libx265' ? '-x265-params' : '-x264-params', x265ParamString(a.x265Params));
+  if (Object.keys(a.x265Params).length) args.push(codecForEncoder(codec).paramsOption, x265ParamString(a.x265Params));
   if (a.videoOnly) {
     // Nothing else.
   } else if (a.tracks) {
@@ -139,9 +140,12 @@ export function trackCodecArgs(tracks: readonly TrackPlan[]): string[] {
 export function muxerArgs(container: Container, codec: VideoCodec, file = 0): string[] {
   const args = ['-map_metadata', String(file), '-map_chapters', String(file)];
   // hvc1 (parameter sets in the sample entry) is the HEVC tag Apple players require.
+  // +faststart: the moov box goes before mdat (ffmpeg rewrites the file once it is complete), so a
+  // browser starts playing before the whole file has arrived.
   // The movie timescale (default 1000) times the edit lists that hold each stream's start: at 1 ms it
   // rounds an audio start down by up to a millisecond; 90 kHz keeps it to 11 µs.
-  if (container !== 'mkv') args.push(...(codec === 'libx265' ? ['-tag:v', 'hvc1'] : []), '-movflags', '+faststart', '-movie_timescale', '90000');
+  const tag = codecForEncoder(codec).mp4Tag;
+  if (container !== 'mkv') args.push(...(tag ? ['-tag:v', tag] : []), '-movflags', '+faststart', '-movie_timescale', '90000');
   return args;
 }
 

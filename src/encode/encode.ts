@@ -12,6 +12,8 @@ import { ProgressMeter } from '../media/progress.js';
 import { expectNumber, expectOneOf } from '../media/validate.js';
 import { buildEncodeArgs, containerFor, ENCODE_DEFAULTS, planTracks, X265_PRESETS, type Container, type TrackPlan, type X265Preset } from './argv.js';
 import { buildRoiFilterGraph, zonesParam } from './filtergraph.js';
+import { CODECS, codecFor, encoderParams, X265, type CodecDescription } from './codec.js';
+import { resolveEncoderParams } from './encoder-params.js';
 
 /**
  * The encode stage: one ffmpeg/x265 run on this machine from a plan (or uniform). The public
@@ -35,10 +37,18 @@ export interface LocalEncodeOptions extends Omit<AnalyzeOptions, 'roi'> {
   /** Overwrite an existing output. */
   force?: boolean;
   /**
-   * 'x265' (default). 'x264' makes a uniform H.264 encode, the baseline comparison reports set
-   * against ROI HEVC (what most people ship today); it takes roi 'none' only.
+   * 'x265' (HEVC, default) or 'x264' (H.264 High: what browsers play). ROI works with either; the
+   * plan's default offsets are the codec's (src/encode/codec.ts).
    */
   codec?: 'x265' | 'x264';
+  /**
+   * Expert x265 parameters, passed to libx265 as given ('key=value:key=value' or an object). Refused:
+   * the keys roi-encoder sets (crf, qp, bitrate, pass, stats, zones, VBV with the rate options) and
+   * those that silently drop the ROI (aq-mode=0, hevc-aq).
+   */
+  x265Params?: string | Record<string, string | number | boolean>;
+  /** Expert x264 parameters for codec 'x264', refused as x265Params are (aq-mode=0). */
+  x264Params?: string | Record<string, string | number | boolean>;
   /**
    * Leave out audio and subtitles (default false: they are copied). Comparisons use it, so that
    * sizes and bitrates measure the video alone.
@@ -61,6 +71,8 @@ export interface LocalEncodeResult {
   crf: number;
   preset: X265Preset;
   strength: number;
+  /** The expert parameters passed to the encoder (x265Params or x264Params), as given; {} for none. */
+  encoderParams: Record<string, string>;
   /** The plan used; undefined for roi 'none'. */
   plan?: Plan;
   /** The ffmpeg command line that made the file (its temporary paths included), for reports. */
@@ -69,14 +81,9 @@ export interface LocalEncodeResult {
 
 export { ENCODE_DEFAULTS };
 
-/** x265 settings shared by ROI and uniform encodes, so comparisons differ in the ROI alone. */
+/** x265 settings shared by ROI and uniform encodes (codec.ts: X265.baseParams), with the plan's zones. */
 export function x265Params(zones: string | undefined): Record<string, string | number> {
-  return {
-    'log-level': 'warning',
-    // ROI offsets are added to adaptive quantisation; libx265 silently drops them with aq-mode=0.
-    'aq-mode': 2,
-    ...(zones ? { zones } : {}),
-  };
+  return encoderParams(X265, { zones });
 }
 
 /** libx265 refuses pictures smaller than this in either direction ("Image size is too small"). */
@@ -160,17 +167,24 @@ export interface EncodeHooks {
 }
 
 export function resolveEncodeOptions(options: LocalEncodeOptions) {
-  const codec = expectOneOf('codec', options.codec ?? 'x265', ['x265', 'x264'] as const);
-  const uniform = (options.roi ?? (codec === 'x264' ? 'none' : 'faces')) === 'none';
-  if (codec === 'x264' && !uniform) throw new RoiError('INVALID_OPTION', `x264 encodes are uniform baselines: use roi 'none' with codec 'x264'`);
+  const codec = expectOneOf('codec', options.codec ?? 'x265', CODECS);
+  const description: CodecDescription = codecFor(codec);
+  const uniform = (options.roi ?? 'faces') === 'none';
   const crf = expectNumber('crf', options.crf ?? ENCODE_DEFAULTS.crf, 0, 51);
   const preset = expectOneOf('preset', options.preset ?? ENCODE_DEFAULTS.preset, X265_PRESETS);
   const strength = expectNumber('strength', options.strength ?? ENCODE_DEFAULTS.strength, 0, 4);
-  const analyzeResolved = resolveAnalyzeOptions({ ...options, roi: uniform ? 'faces' : options.roi });
-  return { codec, uniform, crf, preset, strength, analyzeResolved };
+  const expertParams = resolveEncoderParams(description, options);
+  // A fresh plan gets the codec's own default offsets; given ones (or a given plan) stand.
+  const analyzeResolved = resolveAnalyzeOptions({ ...description.defaultOffsets, ...withoutUndefined(options), roi: uniform ? 'faces' : options.roi });
+  return { codec, description, uniform, crf, preset, strength, expertParams, analyzeResolved };
 }
 
 export type ResolvedEncodeOptions = ReturnType<typeof resolveEncodeOptions>;
+
+/** The options that are set (a spread of `{ faceQpOffset: undefined }` would hide a default). */
+function withoutUndefined<T extends object>(options: T): Partial<T> {
+  return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
 
 /** What every encode, local or distributed, has settled before it spends any time on frames. */
 export interface PreparedEncode {
@@ -192,12 +206,12 @@ export interface PreparedEncode {
  */
 export async function prepareEncode(input: string, output: string, options: LocalEncodeOptions, hooks: EncodeHooks = {}, analyseHere = true): Promise<PreparedEncode> {
   const resolved = resolveEncodeOptions(options);
-  const { codec, uniform, analyzeResolved } = resolved;
+  const { uniform, analyzeResolved } = resolved;
   const container = containerFor(output);
   const bins = resolveBinaries(options);
   const { signal } = options;
   await checkOutputPath(output, { force: options.force, inputs: [input] });
-  await requireEncoder(bins.ffmpeg, codec === 'x264' ? 'libx264' : 'libx265');
+  await requireEncoder(bins.ffmpeg, resolved.description.encoder);
   throwIfAborted(signal);
   // The face models load while the input is probed.
   if (!uniform && !options.plan && analyseHere) preloadModels(analyzeResolved);
@@ -215,7 +229,7 @@ export async function prepareEncode(input: string, output: string, options: Loca
 /** The encode stage on this machine: one ffmpeg run from the prepared plan, written atomically. */
 export async function encodeLocal(prepared: PreparedEncode, options: LocalEncodeOptions, hooks: EncodeHooks = {}): Promise<LocalEncodeResult> {
   const { input, output, container, bins, info, tracks, plan, analysisSeconds } = prepared;
-  const { codec, uniform, crf, preset, strength, analyzeResolved } = prepared.resolved;
+  const { codec, description, uniform, crf, preset, strength, expertParams, analyzeResolved } = prepared.resolved;
   const { signal } = options;
   const meter = new ProgressMeter('encode', info.frameCount, options.onProgress);
   const started = performance.now();
@@ -233,10 +247,10 @@ export async function encodeLocal(prepared: PreparedEncode, options: LocalEncode
         container,
         filterScript,
         videoLabel: 'v',
-        codec: codec === 'x264' ? 'libx264' : 'libx265',
+        codec: description.encoder,
         crf,
         preset,
-        x265Params: codec === 'x264' ? {} : x265Params(plan ? zonesParam(plan.zones) : undefined),
+        x265Params: encoderParams(description, { zones: plan ? zonesParam(plan.zones) : undefined, expert: expertParams }),
         hasSubtitles: info.streams.subtitle > 0,
         tracks,
         encTimeBase: info.timeBase,
@@ -260,7 +274,7 @@ export async function encodeLocal(prepared: PreparedEncode, options: LocalEncode
         throw explainEncodeFailure(error, output);
       });
       if (warnings.length) {
-        throw new RoiError('ROI_SKIPPED', `x265 ignored the ROI offsets (${warnings[0]}); check that aq-mode is not 0`);
+        throw new RoiError('ROI_SKIPPED', `${description.name} ignored the ROI offsets (${warnings[0]}); check that aq-mode is not 0`);
       }
     });
   });
@@ -275,6 +289,7 @@ export async function encodeLocal(prepared: PreparedEncode, options: LocalEncode
     crf,
     preset,
     strength,
+    encoderParams: expertParams,
     plan,
     command,
   };

@@ -1,7 +1,7 @@
 import { stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { preloadModels, resolveAnalyzeOptions } from '../analysis/analyze.js';
+import { preloadModels } from '../analysis/analyze.js';
 import { slicePlan } from '../distributed/chunking.js';
 import { RoiError, throwIfAborted } from '../media/errors.js';
 import { requireEncoder, resolveBinaries, type Binaries } from '../media/binaries.js';
@@ -14,7 +14,8 @@ import { crfForValue } from '../report/matching.js';
 import { KEPT_FACE_BYTES, KeptFaces, measureFaces, measureKeptFaces, type FaceQuality } from '../report/metrics.js';
 import { expectNumber, expectOneOf, invalid } from '../media/validate.js';
 import { buildEncodeArgs, containerFor, ENCODE_DEFAULTS, planTracks, X265_PRESETS } from '../encode/argv.js';
-import { requireEvenSize, resolvePlan, x265Params } from '../encode/encode.js';
+import { requireEvenSize, resolveEncodeOptions, resolvePlan } from '../encode/encode.js';
+import { encoderParams } from '../encode/codec.js';
 import { encodeWith, type EncodeOptions, type EncodeResult } from '../runners/dispatch.js';
 import { buildRoiFilterGraph, zonesParam } from '../encode/filtergraph.js';
 
@@ -166,7 +167,6 @@ export function resolveFaceTarget(options: EncodeOptions & FaceTargetOptions): R
   const value = kind === 'matchCrf' ? expectNumber('matchCrf', matchCrf, 0, 51) : expectNumber('targetFacePsnr', targetFacePsnr, 10, 100);
   if (options.verifyReference && kind !== 'matchCrf') throw invalid('no verifyReference with a face PSNR target (there is no reference)', 'verifyReference', options.verifyReference);
   if (options.crf !== undefined) throw invalid('no crf with a face-quality target, which chooses the CRF', 'crf', options.crf);
-  if ((options.codec ?? 'x265') !== 'x265') throw invalid("'x265' with a face-quality target", 'codec', options.codec);
   const roi = options.roi ?? 'faces';
   if (typeof roi !== 'string' || !roi.split(',').map((s) => s.trim()).includes('faces')) throw invalid("'faces' or 'faces,saliency' with a face-quality target (it measures faces)", 'roi', roi);
   if (options.redis !== undefined) throw invalid('no redis with a face-quality target (the search runs on one machine)', 'redis', options.redis);
@@ -317,12 +317,13 @@ export async function encodeToFaceTarget(input: string, output: string, options:
   const runStarted = performance.now();
   const preset = expectOneOf('preset', options.preset ?? ENCODE_DEFAULTS.preset, X265_PRESETS);
   const strength = expectNumber('strength', options.strength ?? ENCODE_DEFAULTS.strength, 0, 4);
-  const analyzeResolved = resolveAnalyzeOptions(options);
+  // The codec's default offsets and the expert's parameters, as the final encode will have them.
+  const { description: codec, expertParams, analyzeResolved } = resolveEncodeOptions(options);
   const container = containerFor(output);
   const bins = resolveBinaries(options);
   const { signal, onProgress } = options;
   await checkOutputPath(output, { force: options.force, inputs: [input] });
-  await requireEncoder(bins.ffmpeg, 'libx265');
+  await requireEncoder(bins.ffmpeg, codec.encoder);
   throwIfAborted(signal);
   if (!options.plan) preloadModels(analyzeResolved);
   const info = await probeVideo(input, bins, signal);
@@ -381,7 +382,8 @@ export async function encodeToFaceTarget(input: string, output: string, options:
       await run(bins.ffmpeg, buildEncodeArgs({
         input: source, output: file, container: 'mkv', crf, preset, videoOnly: true, hasSubtitles: false,
         ...(mode === 'roi' ? { filterScript, videoLabel: 'v' } : {}),
-        x265Params: x265Params(mode === 'roi' ? zones : undefined),
+        codec: codec.encoder,
+        x265Params: encoderParams(codec, { zones: mode === 'roi' ? zones : undefined, expert: expertParams }),
       }), {
         signal,
         what: 'encoding samples',
@@ -482,7 +484,7 @@ export async function encodeToFaceTarget(input: string, output: string, options:
       const file = join(dir, 'reference.mkv');
       const label = `uniform reference at CRF ${target.value} on the whole video (verifyReference)`;
       const started = performance.now();
-      await encodeWith(input, file, { roi: 'none', crf: target.value, preset, videoOnly: true, force: true, ffmpegPath: options.ffmpegPath, signal, onProgress: labelled(onProgress, label) });
+      await encodeWith(input, file, { roi: 'none', codec: options.codec, x265Params: options.x265Params, x264Params: options.x264Params, crf: target.value, preset, videoOnly: true, force: true, ffmpegPath: options.ffmpegPath, signal, onProgress: labelled(onProgress, label) });
       seconds.encode += (performance.now() - started) / 1000;
       const measured = performance.now();
       const q = await measureFaces(input, file, plan, bins, { signal, onProgress: labelled(onProgress, label), pairBy: 'index' });
