@@ -45,8 +45,8 @@ export interface CliResult {
 }
 
 /** Runs the CLI from source (through tsx) as a user would. */
-export function cli(args: string[], options: { cwd?: string } = {}): CliResult {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', CLI, ...args], { cwd: options.cwd ?? ROOT, encoding: 'utf8', env: { ...process.env, FORCE_COLOR: '0' } });
+export function cli(args: string[], options: { cwd?: string; env?: Record<string, string> } = {}): CliResult {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', CLI, ...args], { cwd: options.cwd ?? ROOT, encoding: 'utf8', env: { ...process.env, FORCE_COLOR: '0', ...options.env } });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 

@@ -72,7 +72,7 @@ describe('face-quality target', () => {
     const q = await measureQuality(clip, out, p, bins);
     assert.ok(q.facePsnr >= 42 - TARGET_TOLERANCE_DB, `faces ${q.facePsnr.toFixed(2)} dB`);
     assert.ok(r.target!.sampleTries <= MAX_SAMPLE_TRIES);
-    assert.ok(r.crf > 23 && r.crf < 40, `CRF ${r.crf}`);
+    assert.ok(r.crf !== undefined && r.crf > 23 && r.crf < 40, `CRF ${r.crf}`);
     const far = join(dir, 'unreachable.mp4');
     await assert.rejects(encode(clip, far, { targetFacePsnr: 90, preset: PRESET, plan: p }), (e: Error & { code?: string }) => {
       assert.equal(e.code, 'TARGET_UNREACHABLE');

@@ -50,18 +50,31 @@ export const CLI_FLAGS: Record<string, string> = {
   codec: '--codec',
   x265Params: '--x265-params',
   x264Params: '--x264-params',
+  bitrate: '--bitrate',
+  targetSize: '--target-size',
+  maxrate: '--maxrate',
+  bufsize: '--bufsize',
 };
+
+/** Options that rate-control messages name in their text ("no crf with bitrate: drop one"), not only as the subject. */
+const NAMED_IN_TEXT = ['targetSize', 'bitrate', 'maxrate', 'bufsize', 'matchCrf', 'targetFacePsnr', 'crf', 'redis'];
 
 /** A library message in CLI words: "for crf but" → "for --crf but", "force: true" → "--force". */
 export function cliMessage(error: RoiError): string {
   const flag = error.option ? CLI_FLAGS[error.option] : undefined;
   if (!error.option || !flag) return error.message;
-  return error.message
+  const message = error.message
     .replace(`for ${error.option} but`, `for ${flag} but`)
     .replace(`${error.option}: true`, flag)
     // "x264Params cannot set crf: … use crf" (encoder-params.ts) names options at the start and after "use".
     .replace(new RegExp(`^${error.option} `), `${flag} `)
     .replace(/\buse (\w+)/g, (all, name: string) => (CLI_FLAGS[name] ? `use ${CLI_FLAGS[name]}` : all));
+  if (!NAMED_IN_TEXT.includes(error.option)) return message;
+  // Rate-control messages name other options too, up to the value they quote (the user's, as typed).
+  const at = message.indexOf(' but received ');
+  const [text, value] = at < 0 ? [message, ''] : [message.slice(0, at), message.slice(at)];
+  // Whole words only: not inside a path or another flag ('/tmp/crf-test', '--crf').
+  return text.replace(new RegExp(`(?<![-\\w/.])(${NAMED_IN_TEXT.join('|')})(?![-\\w/.:])`, 'g'), (name) => CLI_FLAGS[name]!) + value;
 }
 
 /** Numeric options: parsed as numbers, shown as [number] in help. */
@@ -124,6 +137,10 @@ export const encodeOptions = (y: Argv) =>
     .option('codec', { type: 'string', defaultDescription: 'x265', describe: 'x265 (HEVC) or x264 (H.264 High: what every browser plays); ROI with either' })
     .option('x265-params', { type: 'string', requiresArg: true, describe: "Expert x265 settings passed through, 'key=value:key=value' (not crf, bitrate, pass, stats, zones, aq-mode=0, hevc-aq)" })
     .option('x264-params', { type: 'string', requiresArg: true, describe: "Expert x264 settings with --codec x264, 'key=value:key=value' (not crf, bitrate, pass, stats, zones, aq-mode=0)" })
+    .option('bitrate', { type: 'string', requiresArg: true, describe: 'Average video bitrate, two-pass: 1500k, 1.5M or 1500000 (bit/s)' })
+    .option('target-size', { type: 'string', requiresArg: true, describe: 'Size of the whole output file, two-pass: 8MB, 500MiB (never above, at most 3% under)' })
+    .option('maxrate', { type: 'string', requiresArg: true, describe: 'VBV peak rate (with --bufsize), capping --crf or --bitrate: 4M' })
+    .option('bufsize', { type: 'string', requiresArg: true, describe: 'VBV buffer in bits, written like a rate: 8M' })
     .option('redis', { type: 'string', requiresArg: true, describe: 'Encode in chunks on `roi-encode worker` processes served by this Redis (redis://host:6379)' })
     .option('chunk-seconds', { type: 'number', requiresArg: true, defaultDescription: '30', describe: 'With --redis: target chunk length; chunks end at scene cuts where one is near' });
 

@@ -95,6 +95,10 @@ export function runEncode(argv: Record<string, unknown>): Promise<void> {
       ...analysisArgs(argv),
       plan: argv.plan as string | undefined,
       crf: argv.crf as number | undefined,
+      bitrate: argv.bitrate as string | undefined,
+      targetSize: argv['target-size'] as string | undefined,
+      maxrate: argv.maxrate as string | undefined,
+      bufsize: argv.bufsize as string | undefined,
       preset: argv.preset as string | undefined,
       strength: argv.strength as number | undefined,
       codec: argv.codec as 'x265' | 'x264' | undefined,
@@ -120,6 +124,10 @@ export function runEncode(argv: Record<string, unknown>): Promise<void> {
       output: result.output,
       bytes: result.bytes,
       bitrateKbps: round(result.bitrateKbps, 1),
+      videoBitrateKbps: round(result.videoBitrateKbps, 1),
+      ...(result.targetBytes !== undefined ? { targetBytes: result.targetBytes } : {}),
+      ...(result.requestedBitrateKbps !== undefined ? { requestedBitrateKbps: round(result.requestedBitrateKbps, 1) } : {}),
+      passes: result.passes,
       frames: result.frames,
       durationSeconds: round(result.durationSeconds, 3),
       analysisSeconds: round(result.analysisSeconds, 2),
@@ -137,7 +145,12 @@ export function runEncode(argv: Record<string, unknown>): Promise<void> {
       ...(result.target ? { target: (await import('../strategies/face-target-summary.js')).targetJson(result.target) } : {}),
     };
     if (json) emitJson({ type: 'done', ...summary });
-    else process.stderr.write(`wrote ${output}: ${(result.bytes / 1024).toFixed(1)} KiB, ${summary.bitrateKbps.toFixed(1)} kbit/s, ${result.frames} frames, ${result.codec}${paramsText(result.encoderParams)}, roi ${result.roi}, analysis ${summary.analysisSeconds.toFixed(2)} s + encode ${summary.encodeSeconds.toFixed(2)} s\n`);
+    else {
+      // Two-pass encodes say what was asked beside what came out.
+      const asked = result.targetBytes !== undefined ? ` (${result.bytes} of ${result.targetBytes} bytes asked)` : '';
+      const passes = result.passes > 1 ? `, ${result.passes} passes, video ${summary.videoBitrateKbps.toFixed(1)} kbit/s` : '';
+      process.stderr.write(`wrote ${output}: ${(result.bytes / 1024).toFixed(1)} KiB${asked}, ${summary.bitrateKbps.toFixed(1)} kbit/s${passes}, ${result.frames} frames, ${result.codec}${paramsText(result.encoderParams)}, roi ${result.roi}, analysis ${summary.analysisSeconds.toFixed(2)} s + encode ${summary.encodeSeconds.toFixed(2)} s\n`);
+    }
     if (!json && result.target) process.stderr.write(`${(await import('../strategies/face-target-summary.js')).targetSentence(result.target)}\n`);
   });
 }

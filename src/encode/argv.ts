@@ -2,6 +2,7 @@ import { extname } from 'node:path';
 import { RoiError } from '../media/errors.js';
 import type { Track } from '../media/probe.js';
 import { codecForEncoder, type VideoEncoder } from './codec.js';
+import type { RatePass } from './rate-control.js';
 
 /** Pure builder: encode settings → ffmpeg argv. */
 export const X265_PRESETS = ['ultrafast', 'superfast', 'veryfast', 'faster', 'fast', 'medium', 'slow', 'slower', 'veryslow', 'placebo'] as const;
@@ -59,6 +60,8 @@ export interface EncodeArgs {
    * source again. For yuv420p sources only (any other would be converted on the way).
    */
   sourceTap?: boolean;
+  /** Rate control other than plain CRF (src/encode/rate-control.ts ratePass): replaces -crf; a first pass writes nothing. */
+  rate?: RatePass;
 }
 
 export function x265ParamString(params: Record<string, string | number>): string {
@@ -79,7 +82,9 @@ export function buildEncodeArgs(a: EncodeArgs): string[] {
     args.push('-map', '0:v:0');
   }
   const iso = a.container !== 'mkv';
-  if (a.videoOnly) {
+  // A first pass sees the same frames as the second (same graph, same timestamps) and writes only x265's stats.
+  const firstPass = a.rate?.firstPass === true;
+  if (a.videoOnly || firstPass) {
     // Nothing else.
   } else if (a.tracks) {
     args.push(...trackMapArgs(a.tracks, a.container));
@@ -95,9 +100,10 @@ export function buildEncodeArgs(a: EncodeArgs): string[] {
   // writes one). Video-only encodes (comparisons) keep ffmpeg's default, which subtracts the input
   // file's start time: report/metrics.ts pairs source and encode frames by timestamp on that basis.
   if (!a.videoOnly) args.push(...KEEP_TIMESTAMPS);
-  args.push('-c:v', codec, '-preset', a.preset, '-crf', String(a.crf));
-  if (Object.keys(a.x265Params).length) args.push(codecForEncoder(codec).paramsOption, x265ParamString(a.x265Params));
-  if (a.videoOnly) {
+  args.push('-c:v', codec, '-preset', a.preset, ...(a.rate?.args ?? ['-crf', String(a.crf)]));
+  const params = { ...a.x265Params, ...a.rate?.x265Params };
+  if (Object.keys(params).length) args.push(codecForEncoder(codec).paramsOption, x265ParamString(params));
+  if (a.videoOnly || firstPass) {
     // Nothing else.
   } else if (a.tracks) {
     args.push(...trackCodecArgs(a.tracks));
@@ -105,6 +111,7 @@ export function buildEncodeArgs(a: EncodeArgs): string[] {
     args.push('-c:a', 'copy');
     if (a.hasSubtitles) args.push('-c:s', iso ? 'mov_text' : 'copy');
   }
+  if (firstPass) return [...args, '-progress', 'pipe:1', '-f', 'null', '-'];
   args.push(...muxerArgs(a.container, codec));
   args.push('-progress', 'pipe:1', a.output);
   if (a.sourceTap) args.push('-map', '0:v:0', '-fps_mode', 'passthrough', '-pix_fmt', 'yuv420p', '-f', 'rawvideo', 'pipe:3');

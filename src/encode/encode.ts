@@ -6,7 +6,7 @@ import { ProcessError, RoiError, throwIfAborted } from '../media/errors.js';
 import { requireEncoder, resolveBinaries, type Binaries } from '../media/binaries.js';
 import { checkOutputPath, withScratchDir, writeAtomically } from '../media/output-file.js';
 import { quoteCommand, run } from '../media/process.js';
-import { probeVideo, type VideoInfo } from '../media/probe.js';
+import { probeVideo, videoStreamBytes, type VideoInfo } from '../media/probe.js';
 import { readPlan, validatePlan, type Plan } from '../plan/plan.js';
 import { ProgressMeter } from '../media/progress.js';
 import { expectNumber, expectOneOf } from '../media/validate.js';
@@ -14,13 +14,16 @@ import { buildEncodeArgs, containerFor, ENCODE_DEFAULTS, planTracks, X265_PRESET
 import { buildRoiFilterGraph, zonesParam } from './filtergraph.js';
 import { CODECS, codecFor, encoderParams, X265, type CodecDescription } from './codec.js';
 import { resolveEncoderParams } from './encoder-params.js';
+import { runPasses } from './passes.js';
+import { resolveRateControl, type RatePass, type RateControlOptions } from './rate-control.js';
+import { carriedStreams, sizeBudget, type SizeBudget } from './target-size.js';
 
 /**
  * The encode stage: one ffmpeg/x265 run on this machine from a plan (or uniform). The public
  * encode() (src/runners/encode.ts) adds what sits above the stage: a face-quality target
  * (src/strategies) and encoding across machines (src/distributed).
  */
-export interface LocalEncodeOptions extends Omit<AnalyzeOptions, 'roi'> {
+export interface LocalEncodeOptions extends Omit<AnalyzeOptions, 'roi'>, Omit<RateControlOptions, 'crf' | 'matchCrf' | 'targetFacePsnr'> {
   /**
    * What to spend bits on: 'faces' (default), 'saliency', or 'faces,saliency'. 'none' is the uniform
    * encode with otherwise identical settings.
@@ -28,7 +31,10 @@ export interface LocalEncodeOptions extends Omit<AnalyzeOptions, 'roi'> {
   roi?: 'faces' | 'saliency' | 'faces,saliency' | 'none' | string;
   /** A plan from analyze() or `roi-encode analyze`, instead of a fresh analysis. */
   plan?: Plan | string;
-  /** x265 constant rate factor 0–51 (fractions allowed, as x265 takes them). Default 28. */
+  /**
+   * x265 constant rate factor 0–51 (fractions allowed, as x265 takes them). Default 28, unless
+   * bitrate or targetSize is given (two-pass, no CRF; see docs/rate-control.md).
+   */
   crf?: number;
   /** x265 preset. Default medium. */
   preset?: X265Preset | string;
@@ -68,7 +74,16 @@ export interface LocalEncodeResult {
   /** 'none', or what the analysis looked for ('faces', 'faces,saliency', …; 'plan' for a given plan). */
   roi: string;
   codec: 'x265' | 'x264';
-  crf: number;
+  /** The CRF encoded at; absent for a two-pass encode to a bitrate or size. */
+  crf?: number;
+  /** The video stream's own bitrate (its packets, without audio or container), kbit/s over the input's duration. */
+  videoBitrateKbps: number;
+  /** Encoder runs: 1 for CRF, 2 for two-pass, 3 (rarely 4) when a size needed correcting. */
+  passes: number;
+  /** With targetSize: the size asked for, in bytes (`bytes` is what came out). */
+  targetBytes?: number;
+  /** With bitrate or targetSize: the video bitrate the last pass asked of x265, kbit/s. */
+  requestedBitrateKbps?: number;
   preset: X265Preset;
   strength: number;
   /** The expert parameters passed to the encoder (x265Params or x264Params), as given; {} for none. */
@@ -126,11 +141,20 @@ function checkPlanFits(plan: Plan, info: VideoInfo, source: string): void {
 
 /**
  * What every encode result says of its output: the size of `file` (where it was written; `output`
- * is the name reported), and the bitrate over the input's duration.
+ * is the name reported), the bitrate over the input's duration, the video stream's own bitrate (its
+ * packets), and how many x265 passes made it (one, unless the caller ran more).
  */
-export async function outputFacts(file: string, output: string, info: VideoInfo): Promise<Pick<LocalEncodeResult, 'output' | 'bytes' | 'bitrateKbps' | 'frames' | 'durationSeconds'>> {
+export async function outputFacts(
+  file: string,
+  output: string,
+  info: VideoInfo,
+  bins: Binaries = resolveBinaries(),
+  passes = 1,
+): Promise<Pick<LocalEncodeResult, 'output' | 'bytes' | 'bitrateKbps' | 'videoBitrateKbps' | 'passes' | 'frames' | 'durationSeconds'>> {
   const { size } = await stat(file);
-  return { output, bytes: size, bitrateKbps: (size * 8) / 1000 / info.durationSeconds, frames: info.frameCount, durationSeconds: info.durationSeconds };
+  const video = await videoStreamBytes(file, bins);
+  const kbps = (bytes: number) => (bytes * 8) / 1000 / info.durationSeconds;
+  return { output, bytes: size, bitrateKbps: kbps(size), videoBitrateKbps: kbps(video.bytes), passes, frames: info.frameCount, durationSeconds: info.durationSeconds };
 }
 
 /** The plan an encode uses: the one given (checked against the input), or a fresh analysis. */
@@ -170,13 +194,16 @@ export function resolveEncodeOptions(options: LocalEncodeOptions) {
   const codec = expectOneOf('codec', options.codec ?? 'x265', CODECS);
   const description: CodecDescription = codecFor(codec);
   const uniform = (options.roi ?? 'faces') === 'none';
-  const crf = expectNumber('crf', options.crf ?? ENCODE_DEFAULTS.crf, 0, 51);
+  const rate = resolveRateControl(options, ENCODE_DEFAULTS.crf);
+  // `crf` is the CRF of a CRF encode; two-pass modes have none (`rate` says what they aim at), and
+  // the default stands in for runners that encode at a CRF alone (src/distributed refuses the others).
+  const crf = rate.mode === 'crf' ? rate.crf : ENCODE_DEFAULTS.crf;
   const preset = expectOneOf('preset', options.preset ?? ENCODE_DEFAULTS.preset, X265_PRESETS);
   const strength = expectNumber('strength', options.strength ?? ENCODE_DEFAULTS.strength, 0, 4);
-  const expertParams = resolveEncoderParams(description, options);
+  const expertParams = resolveEncoderParams(description, options, { vbvOwned: rate.vbv !== undefined });
   // A fresh plan gets the codec's own default offsets; given ones (or a given plan) stand.
   const analyzeResolved = resolveAnalyzeOptions({ ...description.defaultOffsets, ...withoutUndefined(options), roi: uniform ? 'faces' : options.roi });
-  return { codec, description, uniform, crf, preset, strength, expertParams, analyzeResolved };
+  return { codec, description, uniform, crf, rate, preset, strength, expertParams, analyzeResolved };
 }
 
 export type ResolvedEncodeOptions = ReturnType<typeof resolveEncodeOptions>;
@@ -197,6 +224,8 @@ export interface PreparedEncode {
   tracks: TrackPlan[];
   plan?: Plan;
   analysisSeconds: number;
+  /** With targetSize: the video's share of it, settled before the analysis. */
+  budget?: SizeBudget;
 }
 
 /**
@@ -220,73 +249,94 @@ export async function prepareEncode(input: string, output: string, options: Loca
   if (hooks.sourceFrames && info.pixelFormat !== 'yuv420p') throw new Error(`sourceFrames needs a yuv420p input, not ${info.pixelFormat}`);
   // Streams the output cannot hold are refused now, not after the analysis.
   const tracks = options.videoOnly ? [] : planTracks(info.tracks, container, output);
+  // A size the audio fills, or that leaves the video too little, is refused before the analysis.
+  const { rate } = resolved;
+  const budget = rate.mode === 'size' ? sizeBudget(rate.targetBytes, info, container, await carriedStreams(input, tracks, bins, signal), rate.vbv) : undefined;
   let plan: Plan | undefined;
   let analysisSeconds = 0;
   if (!uniform && (options.plan || analyseHere)) ({ plan, analysisSeconds } = await resolvePlan(info, options, analyzeResolved, bins));
-  return { input, output, resolved, container, bins, info, tracks, plan, analysisSeconds };
+  return { input, output, resolved, container, bins, info, tracks, plan, analysisSeconds, budget };
 }
 
-/** The encode stage on this machine: one ffmpeg run from the prepared plan, written atomically. */
+/**
+ * The encode stage on this machine: the ffmpeg runs its rate control needs (one for CRF, two or three
+ * for a bitrate or size: ./passes.ts) from the prepared plan, written atomically.
+ */
 export async function encodeLocal(prepared: PreparedEncode, options: LocalEncodeOptions, hooks: EncodeHooks = {}): Promise<LocalEncodeResult> {
-  const { input, output, container, bins, info, tracks, plan, analysisSeconds } = prepared;
-  const { codec, description, uniform, crf, preset, strength, expertParams, analyzeResolved } = prepared.resolved;
+  const { input, output, container, bins, info, tracks, plan, analysisSeconds, budget } = prepared;
+  const { description, codec, uniform, crf, rate, preset, strength, expertParams, analyzeResolved } = prepared.resolved;
   const { signal } = options;
-  const meter = new ProgressMeter('encode', info.frameCount, options.onProgress);
   const started = performance.now();
   let command: string | undefined;
-  await withScratchDir(async (dir) => {
+  const outcome = await withScratchDir(async (dir) => {
     let filterScript: string | undefined;
     if (plan) {
       filterScript = join(dir, 'roi.filter');
       await writeFile(filterScript, buildRoiFilterGraph(plan, { strength, frameTimes: info.frameTimes, outputLabel: 'v' }));
     }
-    await writeAtomically(output, async (temp) => {
-      const args = buildEncodeArgs({
-        input,
-        output: temp,
-        container,
-        filterScript,
-        videoLabel: 'v',
-        codec: description.encoder,
-        crf,
-        preset,
-        x265Params: encoderParams(description, { zones: plan ? zonesParam(plan.zones) : undefined, expert: expertParams }),
-        hasSubtitles: info.streams.subtitle > 0,
-        tracks,
-        encTimeBase: info.timeBase,
-        videoOnly: options.videoOnly,
-        sourceTap: hooks.sourceFrames !== undefined,
+    return writeAtomically(output, (temp) => {
+      const args = (out: string, ratePass: RatePass) =>
+        buildEncodeArgs({
+          input,
+          output: out,
+          container,
+          filterScript,
+          videoLabel: 'v',
+          codec: description.encoder,
+          crf,
+          rate: ratePass,
+          preset,
+          x265Params: encoderParams(description, { zones: plan ? zonesParam(plan.zones) : undefined, expert: expertParams }),
+          hasSubtitles: info.streams.subtitle > 0,
+          tracks,
+          encTimeBase: info.timeBase,
+          videoOnly: options.videoOnly,
+          sourceTap: hooks.sourceFrames !== undefined,
+        });
+      const runPass = async (passArgs: string[], label: string | undefined) => {
+        const meter = new ProgressMeter('encode', info.frameCount, options.onProgress, label);
+        const warnings: string[] = [];
+        // Only CRF encodes tap the source (a face-quality target refuses a bitrate or size): one pass.
+        const tap = hooks.sourceFrames;
+        await run(bins.ffmpeg, passArgs, {
+          signal,
+          what: label ? `encoding (${label})` : 'encoding',
+          ...(tap ? { consumeFd3: tap } : {}),
+          onStdoutLine: (line) => {
+            const m = /^frame=(\d+)/.exec(line);
+            if (m) meter.update(Number(m[1]));
+          },
+          onStderrLine: (line) => {
+            if (/skipping ROI/i.test(line)) warnings.push(line.trim());
+          },
+        }).catch((error: unknown) => {
+          throw explainEncodeFailure(error, output);
+        });
+        if (warnings.length) {
+          throw new RoiError('ROI_SKIPPED', `${description.name} ignored the ROI offsets (${warnings[0]}); check that aq-mode is not 0`);
+        }
+        meter.update(info.frameCount);
+      };
+      return runPasses(rate, budget, temp, dir, {
+        args,
+        run: runPass,
+        videoBytes: async (file) => (await videoStreamBytes(file, bins, signal)).bytes,
+      }).then((o) => {
+        command = quoteCommand(bins.ffmpeg, o.args);
+        return o;
       });
-      command = quoteCommand(bins.ffmpeg, args);
-      const warnings: string[] = [];
-      await run(bins.ffmpeg, args, {
-        signal,
-        what: 'encoding',
-        ...(hooks.sourceFrames ? { consumeFd3: hooks.sourceFrames } : {}),
-        onStdoutLine: (line) => {
-          const m = /^frame=(\d+)/.exec(line);
-          if (m) meter.update(Number(m[1]));
-        },
-        onStderrLine: (line) => {
-          if (/skipping ROI/i.test(line)) warnings.push(line.trim());
-        },
-      }).catch((error: unknown) => {
-        throw explainEncodeFailure(error, output);
-      });
-      if (warnings.length) {
-        throw new RoiError('ROI_SKIPPED', `${description.name} ignored the ROI offsets (${warnings[0]}); check that aq-mode is not 0`);
-      }
     });
   });
   const encodeSeconds = (performance.now() - started) / 1000;
-  meter.update(info.frameCount);
   return {
-    ...(await outputFacts(output, output, info)),
+    ...(await outputFacts(output, output, info, bins, outcome.passes)),
     encodeSeconds,
     analysisSeconds,
     roi: uniform ? 'none' : options.plan ? 'plan' : analyzeResolved.roi.join(','),
     codec,
-    crf,
+    ...(rate.mode === 'crf' ? { crf } : {}),
+    ...(rate.mode === 'size' ? { targetBytes: rate.targetBytes } : {}),
+    ...(outcome.bitrate !== undefined ? { requestedBitrateKbps: outcome.bitrate / 1000 } : {}),
     preset,
     strength,
     encoderParams: expertParams,

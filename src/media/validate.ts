@@ -16,6 +16,11 @@ export function invalid(expected: string, name: string, value: unknown): RoiErro
   return new RoiError('INVALID_OPTION', `Expected ${expected} for ${name} but received ${show(value)}`, { option: name });
 }
 
+/** Two options that cannot be given together: "Expected crf or bitrate, not both (why): drop one". */
+export function conflict(a: string, b: string, why: string): RoiError {
+  return new RoiError('INVALID_OPTION', `Expected ${a} or ${b}, not both (${why}): drop one`, { option: a });
+}
+
 /** Accepts numbers and numeric strings (CLI values arrive as strings). */
 function toNumber(value: unknown): number | undefined {
   if (typeof value === 'number') return value;

@@ -133,7 +133,7 @@ export async function compare(input: string, outputDir: string, options: Compare
       return {
         mode: job.mode,
         codec: job.mode === 'x264' ? 'h264' : 'hevc',
-        crf: r.crf,
+        crf: r.crf ?? job.crf,
         file: job.file,
         bytes: r.bytes,
         videoBytes: stream.bytes,

@@ -1,5 +1,6 @@
 import type { DistributedEncodeOptions } from '../distributed/options.js';
 import { encodeLocal, prepareEncode, resolveEncodeOptions, type EncodeHooks, type LocalEncodeOptions, type LocalEncodeResult } from '../encode/encode.js';
+import { conflict } from '../media/validate.js';
 import type { FaceTargetOptions, TargetOutcome } from '../strategies/face-target.js';
 
 /**
@@ -17,6 +18,8 @@ export interface EncodeResult extends LocalEncodeResult {
 /** encode() without a face-quality target, on this machine or on workers; `hooks` are the target's. */
 export async function encodeWith(input: string, output: string, options: EncodeOptions, hooks: EncodeHooks = {}): Promise<EncodeResult> {
   if (options.redis === undefined) return encodeLocal(await prepareEncode(input, output, options, hooks), options, hooks);
+  const rated = (['bitrate', 'targetSize', 'maxrate', 'bufsize'] as const).find((name) => options[name] !== undefined);
+  if (rated) throw conflict('redis', rated, 'encodes across machines take a CRF for now; a budget shared between chunks is not built yet');
   const { resolveDistributed } = await import('../distributed/submit.js');
   // Validated before the output is checked or the input probed, so a bad URL fails at once.
   const distributed = resolveDistributed(options, resolveEncodeOptions(options).codec);

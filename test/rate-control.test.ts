@@ -1,0 +1,202 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { encode, probeVideo } from '../src/index.js';
+import { buildEncodeArgs } from '../src/encode/argv.js';
+import { parseRate, parseSize, ratePass, resolveRateControl } from '../src/encode/rate-control.js';
+import { correctedBitrate, inSizeWindow, sizeBudget } from '../src/encode/target-size.js';
+import { cliMessage } from '../src/cli/options.js';
+import { RoiError } from '../src/media/errors.js';
+import { resolveBinaries } from '../src/media/binaries.js';
+import { cli, fixture, frameTimes, offsetClipArgs, ROOT, SAMPLE, workDir } from './helpers.js';
+import { vbvLowest } from './vbv.js';
+
+const dir = workDir('rate-control');
+const bins = resolveBinaries();
+// fast keeps AQ on (ROI offsets need it) at a third of medium's time on two shared cores.
+const PRESET = 'fast';
+
+/** 4 s of the talking head with a 64 kbit/s AAC track: copied audio the size budget must count. */
+const withAudio = () =>
+  fixture(dir, 'head-audio.mp4', (out) => [
+    '-i', SAMPLE, '-f', 'lavfi', '-i', 'sine=frequency=440:duration=4', '-t', '4',
+    '-map', '0:v', '-map', '1:a', '-c:v', 'libx264', '-preset', 'ultrafast', '-crf', '18', '-c:a', 'aac', '-b:a', '64k', out,
+  ]);
+/** The same 4 s of video alone. */
+const videoOnly = () => fixture(dir, 'head-4s.mp4', (out) => ['-i', SAMPLE, '-t', '4', '-an', '-c:v', 'libx264', '-preset', 'ultrafast', '-crf', '18', out]);
+
+const audioBytes = (file: string) =>
+  execFileSync('ffprobe', ['-v', 'error', '-select_streams', 'a:0', '-show_entries', 'packet=size', '-of', 'csv=p=0', file], { encoding: 'utf8' })
+    .trim().split('\n').reduce((sum, line) => sum + Number(line), 0);
+
+describe('rate control: parsing and conflicts', () => {
+  it('reads rates (k = 1000) and sizes (kB/MB powers of 1000, KiB/MiB of 1024)', () => {
+    assert.equal(parseRate('bitrate', '1500k'), 1_500_000);
+    assert.equal(parseRate('bitrate', '1.5M'), 1_500_000);
+    assert.equal(parseRate('bitrate', '1500000'), 1_500_000);
+    assert.equal(parseRate('bitrate', 800_000), 800_000);
+    assert.equal(parseSize('targetSize', '8MB'), 8_000_000);
+    assert.equal(parseSize('targetSize', '750kB'), 750_000);
+    assert.equal(parseSize('targetSize', '750KB'), 750_000);
+    assert.equal(parseSize('targetSize', '500MiB'), 500 * 1024 * 1024);
+    assert.equal(parseSize('targetSize', '1.5GiB'), 1.5 * 1024 ** 3);
+    assert.equal(parseSize('targetSize', '64KiB'), 65_536);
+    assert.equal(parseSize('targetSize', 1_000_000), 1_000_000);
+    assert.throws(() => parseRate('bitrate', 'abc'), /^RoiError: Expected bit rate .* for bitrate but received 'abc'$/);
+    assert.throws(() => parseRate('bitrate', '0'), /for bitrate but received '0'$/);
+    for (const bad of ['0', '8', '0MB', '-1MB', '8 mb', 'MB']) assert.throws(() => parseSize('targetSize', bad), /^RoiError: Expected file size with a unit .* for targetSize but received/, bad);
+  });
+
+  it('refuses conflicting combinations, naming what to drop', () => {
+    const refused = (options: Parameters<typeof resolveRateControl>[0], message: RegExp) => assert.throws(() => resolveRateControl(options, 28), message);
+    refused({ crf: 20, bitrate: '1M' }, /^RoiError: Expected crf or bitrate, not both .*: drop one$/);
+    refused({ crf: 20, targetSize: '8MB' }, /Expected crf or targetSize, not both/);
+    refused({ targetSize: '8MB', bitrate: '1M' }, /Expected bitrate or targetSize, not both/);
+    refused({ matchCrf: 26, bitrate: '1M' }, /Expected bitrate or matchCrf, not both/);
+    refused({ targetFacePsnr: 40, targetSize: '1MB' }, /Expected targetSize or targetFacePsnr, not both/);
+    refused({ maxrate: '1M' }, /^RoiError: Expected bufsize with maxrate .*: add bufsize or drop maxrate$/);
+    refused({ bufsize: '1M' }, /Expected maxrate with bufsize/);
+    refused({ bitrate: '2M', maxrate: '1M', bufsize: '2M' }, /for bitrate but received '2M'$/);
+    assert.deepEqual(resolveRateControl({}, 28), { mode: 'crf', crf: 28 });
+    assert.deepEqual(resolveRateControl({ crf: 22, maxrate: '4M', bufsize: '8M' }, 28), { mode: 'crf', crf: 22, vbv: { maxrate: 4e6, bufsize: 8e6 } });
+    assert.deepEqual(resolveRateControl({ targetSize: '8MB' }, 28), { mode: 'size', targetBytes: 8e6 });
+  });
+
+  it('says the CLI flags in CLI messages, leaving paths alone', () => {
+    const e = new RoiError('INVALID_OPTION', 'Expected crf or bitrate, not both (why): drop one', { option: 'crf' });
+    assert.equal(cliMessage(e), 'Expected --crf or --bitrate, not both (why): drop one');
+    const p = new RoiError('SIZE_TOO_SMALL', 'target size 1 kB is too small for /tmp/crf-bitrate/in.mp4: give at least 9 kB', { option: 'targetSize' });
+    assert.equal(cliMessage(p), p.message);
+  });
+
+  it('both passes get the same argv but for the pass and the output; the first writes only stats', () => {
+    const base = { input: 'in.mp4', output: 'out.mp4', container: 'mp4' as const, filterScript: '/s/roi.filter', crf: 28, preset: 'fast' as const, x265Params: { zones: '0,10,q=30' }, hasSubtitles: false, tracks: [{ index: 1, type: 'audio' as const, codec: 'aac', action: 'copy' as const }], encTimeBase: '1/12800' };
+    const vbv = { maxrate: 1_000_000, bufsize: 2_000_000 };
+    const one = buildEncodeArgs({ ...base, rate: ratePass({ bitrate: 600_000, vbv }, { number: 1, stats: '/s/x265-2pass.log' }) });
+    const two = buildEncodeArgs({ ...base, rate: ratePass({ bitrate: 600_000, vbv }, { number: 2, stats: '/s/x265-2pass.log' }) });
+    assert.deepEqual(one.slice(-3), ['-f', 'null', '-']);
+    for (const args of [one, two]) {
+      assert.ok(args.includes('-filter_complex_script') && args.join(' ').includes('-fps_mode passthrough'), args.join(' '));
+      assert.equal(args[args.indexOf('-b:v') + 1], '600000');
+      assert.ok(!args.includes('-crf'));
+    }
+    assert.equal(one[one.indexOf('-x265-params') + 1], 'zones=0,10,q=30:vbv-maxrate=1000:vbv-bufsize=2000:pass=1:stats=/s/x265-2pass.log');
+    assert.equal(two[two.indexOf('-x265-params') + 1], 'zones=0,10,q=30:vbv-maxrate=1000:vbv-bufsize=2000:pass=2:stats=/s/x265-2pass.log');
+    // Everything up to the video codec's options is the same: the same frames, offsets and timestamps.
+    const upTo = (args: string[]) => args.slice(0, args.indexOf('-c:v')).filter((a) => a !== '-map' && a !== '0:1');
+    assert.deepEqual(upTo(one), upTo(two));
+    assert.ok(!one.includes('0:1') && two.includes('0:1'), 'the first pass maps no audio');
+  });
+
+  it('shares a size out: the audio counted, the container estimated, the window kept', async () => {
+    const info = await probeVideo(withAudio(), bins);
+    const carried = { bytes: 32_000, packets: 188, what: 'the audio' };
+    const b = sizeBudget(200_000, info, 'mp4', carried);
+    assert.equal(b.carriedBytes, 32_000);
+    assert.ok(b.overheadBytes > 3000 && b.overheadBytes < 10_000, `overhead ${b.overheadBytes}`);
+    assert.ok(Math.abs(b.videoBytes + b.carriedBytes + b.overheadBytes - 200_000 * 0.985) < 1);
+    assert.throws(() => sizeBudget(30_000, info, 'mp4', carried), /^RoiError: target size 30 kB is too small for .*: the audio alone is 32 kB; give at least \d+(\.\d+)? kB$/);
+    assert.throws(() => sizeBudget(40_000, info, 'mp4', carried), /too small .*: the audio takes 32 kB and the MP4 container about .* kB, leaving .* for 400x300 video of 4\.0 s; the least that is watchable needs about/);
+    assert.ok(inSizeWindow(200_000, 200_000) && inSizeWindow(194_000, 200_000));
+    assert.ok(!inSizeWindow(200_001, 200_000) && !inSizeWindow(193_999, 200_000));
+    // 10% too big with 40 kB of audio and container: the video's share shrinks by its own miss.
+    assert.equal(correctedBitrate({ bitrate: 300_000, fileBytes: 220_000, videoBytes: 180_000 }, 200_000), Math.floor((300_000 * (200_000 * 0.985 - 40_000)) / 180_000 / 1000) * 1000);
+  });
+});
+
+describe('rate control: real encodes', () => {
+  it('--target-size with copied audio: inside the window (never above, at most 3% under), stats files gone, the done event says it', () => {
+    const clip = withAudio();
+    const scratch = mkdtempSync(join(dir, 'tmp-'));
+    for (const size of ['160kB', '100KiB']) {
+      const out = join(dir, `size-${size}.mp4`);
+      const r = cli([clip, '-o', out, '--target-size', size, '--preset', PRESET, '--force', '--json'], { env: { TMPDIR: scratch } });
+      assert.equal(r.code, 0, r.stderr);
+      const done = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { type: string; bytes: number; targetBytes: number; videoBitrateKbps: number; passes: number; requestedBitrateKbps: number };
+      const target = parseSize('targetSize', size);
+      assert.equal(done.type, 'done');
+      assert.equal(done.targetBytes, target);
+      assert.equal(done.bytes, statSync(out).size);
+      assert.ok(done.bytes <= target && done.bytes >= target * 0.97, `${done.bytes} B for ${target} B`);
+      assert.ok(done.passes === 2 || done.passes === 3, `passes ${done.passes}`);
+      assert.ok(done.videoBitrateKbps > 100 && done.videoBitrateKbps < done.requestedBitrateKbps * 1.15, JSON.stringify(done));
+      assert.equal(audioBytes(out), audioBytes(clip), 'the audio is copied as it was');
+    }
+    // (tsx keeps its own cache there.)
+    assert.deepEqual(readdirSync(scratch).filter((f) => !f.startsWith('tsx-')), [], 'the scratch folder (stats files) is gone');
+    assert.ok(!readdirSync(ROOT).some((f) => f.startsWith('x265_2pass')), 'no x265 stats in the working directory');
+    assert.ok(!readdirSync(dir).some((f) => f.includes('2pass') || f.includes('.partial')));
+  });
+
+  it('--bitrate: two passes with the ROI offsets in both, the video at the rate asked (x265 and x264); faces beat a uniform two-pass encode of that rate', async () => {
+    const clip = videoOnly();
+    const roi = await encode(clip, join(dir, 'bitrate-roi.mp4'), { bitrate: '120k', preset: PRESET, force: true });
+    const flat = await encode(clip, join(dir, 'bitrate-flat.mp4'), { bitrate: '120k', roi: 'none', preset: PRESET, force: true });
+    for (const r of [roi, flat]) {
+      assert.equal(r.passes, 2);
+      assert.equal(r.crf, undefined);
+      assert.ok(Math.abs(r.videoBitrateKbps - 120) < 12, `video ${r.videoBitrateKbps.toFixed(1)} kbit/s for 120`);
+    }
+    const h264 = await encode(clip, join(dir, 'bitrate-x264.mp4'), { bitrate: '120k', codec: 'x264', preset: PRESET, force: true });
+    assert.equal(h264.passes, 2);
+    assert.ok(Math.abs(h264.videoBitrateKbps - 120) < 12, `x264 video ${h264.videoBitrateKbps.toFixed(1)} kbit/s for 120`);
+    const { measureQuality } = await import('../src/index.js');
+    const [q, u] = [await measureQuality(clip, roi.output, roi.plan!, bins), await measureQuality(clip, flat.output, roi.plan!, bins)];
+    assert.ok(q.facePsnr > u.facePsnr + 0.3, `faces ${q.facePsnr.toFixed(2)} vs uniform ${u.facePsnr.toFixed(2)} dB at the same rate`);
+    assert.ok(q.backgroundPsnr < u.backgroundPsnr, 'the background pays for the faces');
+  });
+
+  it('--target-size on a VFR clip whose video starts late, with AAC and FLAC (ALAC in MP4): no pass crashes, every frame keeps its time, the size holds', async () => {
+    const clip = fixture(dir, 'offset.mkv', (out) => offsetClipArgs(3, out));
+    const out = join(dir, 'offset-size.mp4');
+    const r = await encode(clip, out, { targetSize: '150kB', preset: PRESET, force: true });
+    assert.ok(r.bytes <= 150_000 && r.bytes >= 150_000 * 0.97, `${r.bytes} B (${r.passes} passes)`);
+    assert.deepEqual(frameTimes(out), frameTimes(clip));
+  });
+
+  it('--maxrate/--bufsize: the decoder buffer never runs dry, capped CRF and bitrate alike (and without the cap it would)', async () => {
+    const clip = videoOnly();
+    // One second of buffer, as streaming tiers use; below that x265 3.5 itself overruns (docs/rate-control.md).
+    const maxrate = 80_000;
+    const bufsize = 80_000;
+    const free = await encode(clip, join(dir, 'vbv-free.mp4'), { crf: 18, preset: PRESET, force: true });
+    assert.ok(vbvLowest(free.output, maxrate, bufsize).lowest < 0, 'uncapped CRF 18 should overrun this buffer, or the test proves nothing');
+    const capped = await encode(clip, join(dir, 'vbv-crf.mp4'), { crf: 18, maxrate, bufsize, preset: PRESET, force: true });
+    const rated = await encode(clip, join(dir, 'vbv-bitrate.mp4'), { bitrate: '60k', maxrate: '80k', bufsize: '80k', preset: PRESET, force: true });
+    for (const r of [capped, rated]) {
+      const v = vbvLowest(r.output, maxrate, bufsize);
+      assert.ok(v.lowest >= 0, `${r.output}: buffer down to ${(100 * v.lowest).toFixed(1)}%`);
+      assert.equal(v.packets, free.frames);
+    }
+    assert.equal(capped.crf, 18);
+    assert.equal(rated.passes, 2);
+  });
+
+  it('bad values and sizes: one line, exit 1, nothing written, before any work', () => {
+    const audio = withAudio();
+    const clip = videoOnly();
+    const cases: [string, string, string[], RegExp][] = [
+      ['--target-size 0', clip, ['--target-size', '0'], /^Expected file size with a unit .* for --target-size but received '0'$/],
+      ['--bitrate abc', clip, ['--bitrate', 'abc'], /^Expected bit rate .* for --bitrate but received 'abc'$/],
+      ['a size the audio fills', audio, ['--target-size', '30kB'], /^target size 30 kB is too small for .*: the audio alone is 3\d(\.\d)? kB; give at least 4\d(\.\d)? kB$/],
+      ['a size too small to watch', clip, ['--target-size', '5kB'], /^target size 5 kB is too small .*the least that is watchable needs about/],
+      ['--maxrate without --bufsize', clip, ['--maxrate', '1M'], /^Expected --bufsize with --maxrate .*: add --bufsize or drop --maxrate$/],
+      ['--crf with --bitrate', clip, ['--crf', '20', '--bitrate', '1M'], /^Expected --crf or --bitrate, not both/],
+      ['--target-size with --bitrate', clip, ['--target-size', '1MB', '--bitrate', '1M'], /^Expected --bitrate or --target-size, not both/],
+      ['a face target with --bitrate', clip, ['--match-crf', '26', '--bitrate', '1M'], /^Expected --bitrate or --match-crf, not both/],
+      ['--redis with --target-size', clip, ['--redis', 'redis://127.0.0.1:1', '--target-size', '1MB'], /^Expected --redis or --target-size, not both \(encodes across machines take a CRF for now/],
+    ];
+    for (const [what, input, flags, message] of cases) {
+      const out = join(dir, 'refused.mp4');
+      const r = cli([input, '-o', out, '--preset', PRESET, ...flags]);
+      assert.equal(r.code, 1, what);
+      const lines = r.stderr.trim().split('\n');
+      assert.equal(lines.length, 1, `${what}: ${r.stderr}`);
+      assert.match(lines[0]!.replace(/^roi-encode: /, ''), message, what);
+      assert.equal(r.stdout, '');
+      assert.ok(!existsSync(out), `${what}: wrote ${out}`);
+    }
+  });
+});
