@@ -64,7 +64,7 @@ export async function main(rawArgs: string[]): Promise<void> {
       'Run encode jobs from Redis until SIGINT/SIGTERM (input and output on a filesystem every machine sees)',
       (y) =>
         workerOptions(y)
-          .example('$0 worker --redis redis://queue-host:6379', 'Take jobs from that Redis (input and output paths must exist on this machine too)')
+          .example('$0 worker --redis redis://queue-host:6379 --root /shared', 'Take jobs from that Redis whose files are all under /shared (mounted at the same path on every machine)')
           .example('$0 worker --redis redis://queue-host:6379 --concurrency 2', 'Two jobs at a time'),
       async (argv) => {
         try {

@@ -1,17 +1,19 @@
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { analyze, encode, measureQuality, type Plan } from '../src/index.js';
 import { buildAssembleArgs, buildConcatList } from '../src/distributed/assembly.js';
-import { chunkSelection } from '../src/distributed/chunk.js';
+import { chunkBounds, chunkSelection } from '../src/distributed/chunk.js';
 import { chunkRanges, slicePlan } from '../src/distributed/chunking.js';
 import { planTracks } from '../src/encode/argv.js';
 import { resolveBinaries } from '../src/media/binaries.js';
-import { CLI, ffmpeg, ffprobeJson, fixture, frameTimes, HEAD_FULL, offsetClipArgs, ROOT, STREET, workDir } from './helpers.js';
+import { ffmpeg, ffprobeJson, fixture, frameTimes, HEAD_FULL, offsetClipArgs, STREET, workDir } from './helpers.js';
+import { freePort, isolateHome, leftovers, RedisServer, submit, waitUntil, WorkerProcess } from './distributed-helpers.js';
 
+// Submitter (in this process and spawned) and workers share the default secret of a throwaway home.
+isolateHome('distributed');
 const dir = workDir('distributed');
 const bins = resolveBinaries();
 
@@ -63,10 +65,10 @@ describe('chunking (pure)', () => {
 
   it('selects a chunk by seeking before it and trimming halfway between frames', () => {
     const times = at25(1000);
-    const first = chunkSelection({ startFrame: 0, endFrame: 500 }, times, { videoStartSeconds: 0, formatStartSeconds: 0 });
+    const first = chunkSelection(chunkBounds({ startFrame: 0, endFrame: 500 }, times), { videoStartSeconds: 0, formatStartSeconds: 0 });
     assert.deepEqual(first.inputOptions, ['-copyts']);
     assert.equal(first.selectFilter, 'trim=end=19.98,setpts=PTS-STARTPTS');
-    const mid = chunkSelection({ startFrame: 500, endFrame: 1000 }, times, { videoStartSeconds: 1.5, formatStartSeconds: 1 });
+    const mid = chunkSelection(chunkBounds({ startFrame: 500, endFrame: 1000 }, times), { videoStartSeconds: 1.5, formatStartSeconds: 1 });
     assert.deepEqual(mid.inputOptions, ['-copyts', '-noaccurate_seek', '-ss', '17.5']);
     assert.equal(mid.selectFilter, 'trim=start=21.48,setpts=PTS-STARTPTS');
   });
@@ -94,112 +96,6 @@ describe('chunking (pure)', () => {
 
 // ---------------------------------------------------------------------------------------------
 // Real Redis, real worker processes of the CLI
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitUntil(what: string, check: () => boolean, timeoutMs = 30_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-class RedisServer {
-  proc?: ChildProcess;
-  constructor(readonly port: number) {}
-  get url() {
-    return `redis://127.0.0.1:${this.port}`;
-  }
-  async start(): Promise<void> {
-    const proc = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    this.proc = proc;
-    let out = '';
-    proc.stdout!.setEncoding('utf8').on('data', (c: string) => (out += c));
-    await waitUntil('redis-server to start', () => out.includes('Ready to accept connections') || proc.exitCode !== null, 10_000);
-    assert.equal(proc.exitCode, null, out);
-  }
-  async stop(): Promise<void> {
-    const proc = this.proc;
-    if (!proc || proc.exitCode !== null) return;
-    const closed = new Promise((r) => proc.once('close', r));
-    proc.kill('SIGTERM');
-    await closed;
-  }
-}
-
-interface WorkerLine { event: string; job?: string; jobId?: string; kind?: string; message?: string; at: number }
-
-class WorkerProcess {
-  readonly events: WorkerLine[] = [];
-  stderr = '';
-  readonly proc: ChildProcess;
-  readonly exited: Promise<number | null>;
-  constructor(url: string, extra: string[] = []) {
-    this.proc = spawn(process.execPath, ['--import', 'tsx', CLI, 'worker', '--redis', url, '--json', ...extra], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let pending = '';
-    this.proc.stdout!.setEncoding('utf8').on('data', (c: string) => {
-      const lines = (pending + c).split('\n');
-      pending = lines.pop()!;
-      for (const l of lines) if (l.trim()) this.events.push({ ...(JSON.parse(l) as Omit<WorkerLine, 'at'>), at: Date.now() });
-    });
-    this.proc.stderr!.setEncoding('utf8').on('data', (c: string) => (this.stderr += c));
-    this.exited = new Promise((resolve) => this.proc.once('close', resolve));
-  }
-  ready(): Promise<void> {
-    return waitUntil('a worker to connect', () => this.events.some((e) => e.event === 'ready'));
-  }
-  /** The chunk this worker has been encoding for at least `ms`, if any. */
-  chunkInProgress(ms: number): WorkerLine | undefined {
-    const started = this.events.filter((e) => e.event === 'start' && e.kind === 'chunk').at(-1);
-    if (!started || Date.now() - started.at < ms) return undefined;
-    return this.events.some((e) => e.event !== 'start' && e.jobId === started.jobId && e.at >= started.at) ? undefined : started;
-  }
-  get alive(): boolean {
-    return this.proc.exitCode === null && this.proc.signalCode === null;
-  }
-  async stop(): Promise<void> {
-    if (!this.alive) return;
-    this.proc.kill('SIGTERM');
-    await this.exited;
-  }
-}
-
-interface Submit { code: number | null; stdout: string; stderr: string; events: Record<string, unknown>[] }
-
-/** Runs the CLI as a submitter; `onEvent` may signal it (its own process group, like a terminal's Ctrl-C). */
-function submit(args: string[], onEvent?: (e: Record<string, unknown>, child: ChildProcess, stderr: () => string) => void): Promise<Submit> {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args, '--json'], { cwd: ROOT, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '', stderr = '', pending = '';
-  const events: Record<string, unknown>[] = [];
-  child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-  child.stdout.setEncoding('utf8').on('data', (c: string) => {
-    stdout += c;
-    const lines = (pending + c).split('\n');
-    pending = lines.pop()!;
-    for (const l of lines) {
-      if (!l.trim()) continue;
-      const e = JSON.parse(l) as Record<string, unknown>;
-      events.push(e);
-      onEvent?.(e, child, () => stderr);
-    }
-  });
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr, events })));
-}
-
-/** Leftovers of an encode into `folder`: temporary outputs and chunk folders. */
-function leftovers(folder: string): string[] {
-  return readdirSync(folder).filter((f) => f.includes('.partial') || f.endsWith('.chunks'));
-}
 
 function assertSameTimes(actual: string, expected: string): void {
   const a = frameTimes(actual), e = frameTimes(expected);

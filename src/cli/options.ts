@@ -45,6 +45,8 @@ export const CLI_FLAGS: Record<string, string> = {
   targetFacePsnr: '--target-face-psnr',
   verifyReference: '--verify-reference',
   chunkSeconds: '--chunk-seconds',
+  secretFile: '--secret-file',
+  root: '--root',
   concurrency: '--concurrency',
   threads: '--threads',
   codec: '--codec',
@@ -142,12 +144,15 @@ export const encodeOptions = (y: Argv) =>
     .option('maxrate', { type: 'string', requiresArg: true, describe: 'VBV peak rate (with --bufsize), capping --crf or --bitrate: 4M' })
     .option('bufsize', { type: 'string', requiresArg: true, describe: 'VBV buffer in bits, written like a rate: 8M' })
     .option('redis', { type: 'string', requiresArg: true, describe: 'Encode in chunks on `roi-encode worker` processes served by this Redis (redis://host:6379)' })
-    .option('chunk-seconds', { type: 'number', requiresArg: true, defaultDescription: '30', describe: 'With --redis: target chunk length; chunks end at scene cuts where one is near' });
+    .option('chunk-seconds', { type: 'number', requiresArg: true, defaultDescription: '30', describe: 'With --redis: target chunk length; chunks end at scene cuts where one is near' })
+    .option('secret-file', { type: 'string', requiresArg: true, defaultDescription: 'ROI_ENCODER_SECRET, else ~/.config/roi-encoder/secret', describe: 'With --redis: the secret jobs are signed with (the workers need the same)' });
 
 /** `roi-encode worker`. */
 export const workerOptions = (y: Argv) =>
   y
     .option('redis', { type: 'string', requiresArg: true, defaultDescription: 'REDIS_URL', describe: 'Redis the submitters use, redis://host:6379' })
+    .option('root', { type: 'string', requiresArg: true, defaultDescription: 'current directory', describe: 'Folder the jobs\' files must be in (repeatable); any path outside is refused' })
+    .option('secret-file', { type: 'string', requiresArg: true, defaultDescription: 'ROI_ENCODER_SECRET, else ~/.config/roi-encoder/secret', describe: 'The secret submitters sign jobs with; unsigned jobs are refused' })
     .option('concurrency', { type: 'number', requiresArg: true, defaultDescription: '1', describe: 'Jobs at a time' })
     .option('threads', { type: 'number', requiresArg: true, defaultDescription: 'all cores', describe: 'x265 threads per job (pools=N)' })
     .option('json', { type: 'boolean', default: false, describe: 'One NDJSON event per job on stdout' })

@@ -107,6 +107,7 @@ export function runEncode(argv: Record<string, unknown>): Promise<void> {
       force: Boolean(argv.force),
       redis: argv.redis as string | undefined,
       chunkSeconds: argv['chunk-seconds'] as number | undefined,
+      secretFile: argv['secret-file'] as string | undefined,
       matchCrf: argv['match-crf'] as number | undefined,
       targetFacePsnr: argv['target-face-psnr'] as number | undefined,
       verifyReference: argv['verify-reference'] as boolean | undefined,

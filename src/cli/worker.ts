@@ -22,8 +22,11 @@ export async function runWorkerCommand(argv: Record<string, unknown>): Promise<v
       : `${e.type === 'redis-error' ? 'redis: ' : ''}${e.message ?? e.type}`;
     process.stderr.write(`roi-encode worker: ${text}\n`);
   };
+  const root = argv.root as string | string[] | undefined;
   const worker = await startWorker({
     redis,
+    roots: root === undefined ? undefined : [root].flat(),
+    secretFile: argv['secret-file'] as string | undefined,
     concurrency: argv.concurrency as number | undefined,
     threads: argv.threads as number | undefined,
     ffmpegPath: argv.ffmpeg as string | undefined,

@@ -1,7 +1,9 @@
 import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { RoiError } from '../media/errors.js';
 import { KEEP_TIMESTAMPS, muxerArgs, trackCodecArgs, trackMapArgs, type Container, type TrackPlan } from '../encode/argv.js';
 import type { Binaries } from '../media/binaries.js';
+import { withScratchDir } from '../media/output-file.js';
 import { run } from '../media/process.js';
 import { probeVideo } from '../media/probe.js';
 import type { AssembleJobData } from './jobs.js';
@@ -71,8 +73,12 @@ export function buildAssembleArgs(a: AssembleArgs): string[] {
 
 /** Runs the assembly and checks that the result has the source's frames at the source's times. */
 export async function assemble(job: AssembleJobData, bins: Binaries, signal?: AbortSignal): Promise<{ frames: number }> {
-  await writeFile(job.concatList, buildConcatList(job.chunks));
-  await run(bins.ffmpeg, buildAssembleArgs(job), { signal, what: 'assembling the chunks' });
+  // The list is written here, from the (checked) chunk paths, in the worker's own scratch folder.
+  await withScratchDir(async (dir) => {
+    const concatList = join(dir, 'chunks.ffconcat');
+    await writeFile(concatList, buildConcatList(job.chunks));
+    await run(bins.ffmpeg, buildAssembleArgs({ ...job, concatList }), { signal, what: 'assembling the chunks' });
+  });
   const [out, src] = await Promise.all([probeVideo(job.output, bins, signal), probeVideo(job.input, bins, signal)]);
   if (out.frameCount !== src.frameCount) {
     throw new RoiError('ASSEMBLY_MISMATCH', `the assembled video has ${out.frameCount} frames but the source has ${src.frameCount}`);

@@ -8,13 +8,7 @@ import { withScratchDir, writeAtomically } from '../media/output-file.js';
 import { lastErrorLine, run } from '../media/process.js';
 import { join } from 'node:path';
 import type { ChunkRange } from './chunking.js';
-import type { ChunkJobData } from './jobs.js';
-
-/** Where the input's video starts: its first frame's time, and the container's start time. */
-export interface StreamStart {
-  videoStartSeconds: number;
-  formatStartSeconds: number;
-}
+import type { ChunkBounds, ChunkJobData, StreamStart } from './jobs.js';
 
 /** How far before a chunk the decoder starts, so it lands on a keyframe before the first frame. */
 const SEEK_MARGIN_SECONDS = 3;
@@ -23,24 +17,34 @@ function sec(v: number): string {
   return Number(v.toFixed(6)).toString();
 }
 
+/** Pure, on the submitter: a chunk's edges from the source's frame times. */
+export function chunkBounds(range: Pick<ChunkRange, 'startFrame' | 'endFrame'>, frameTimes: ArrayLike<number>): ChunkBounds {
+  return {
+    ...(range.startFrame > 0 ? { beforeSeconds: frameTimes[range.startFrame - 1]! } : {}),
+    firstSeconds: frameTimes[range.startFrame]!,
+    lastSeconds: frameTimes[range.endFrame - 1]!,
+    ...(range.endFrame < frameTimes.length ? { afterSeconds: frameTimes[range.endFrame]! } : {}),
+  };
+}
+
 /**
- * Pure: ffmpeg input options and a filter that keep exactly the chunk's frames. The decoder seeks to
- * a keyframe a little before the chunk (-noaccurate_seek: nothing is dropped by ffmpeg) and keeps the
- * source timestamps (-copyts); `trim` then cuts halfway between the frames on either side of each
- * boundary, which no rounding can move past a frame, and `setpts` starts the chunk at 0.
+ * Pure, on the worker: ffmpeg input options and a filter that keep exactly the chunk's frames. The
+ * decoder seeks to a keyframe a little before the chunk (-noaccurate_seek: nothing is dropped by
+ * ffmpeg) and keeps the source timestamps (-copyts); `trim` then cuts halfway between the frames on
+ * either side of each boundary, which no rounding can move past a frame, and `setpts` starts the
+ * chunk at 0. Built from numbers only: the job carries no ffmpeg text.
  */
-export function chunkSelection(range: Pick<ChunkRange, 'startFrame' | 'endFrame'>, frameTimes: ArrayLike<number>, start: StreamStart): { inputOptions: string[]; selectFilter: string } {
-  const n = frameTimes.length;
+export function chunkSelection(bounds: ChunkBounds, start: StreamStart): { inputOptions: string[]; selectFilter: string } {
   const abs = (t: number) => start.videoStartSeconds + t;
   const inputOptions: string[] = ['-copyts'];
   const trim: string[] = [];
-  if (range.startFrame > 0) {
-    const mid = abs((frameTimes[range.startFrame - 1]! + frameTimes[range.startFrame]!) / 2);
-    const seek = abs(frameTimes[range.startFrame]!) - start.formatStartSeconds - SEEK_MARGIN_SECONDS;
+  if (bounds.beforeSeconds !== undefined) {
+    const mid = abs((bounds.beforeSeconds + bounds.firstSeconds) / 2);
+    const seek = abs(bounds.firstSeconds) - start.formatStartSeconds - SEEK_MARGIN_SECONDS;
     if (seek > 0) inputOptions.push('-noaccurate_seek', '-ss', sec(seek));
     trim.push(`start=${sec(mid)}`);
   }
-  if (range.endFrame < n) trim.push(`end=${sec(abs((frameTimes[range.endFrame - 1]! + frameTimes[range.endFrame]!) / 2))}`);
+  if (bounds.afterSeconds !== undefined) trim.push(`end=${sec(abs((bounds.lastSeconds + bounds.afterSeconds) / 2))}`);
   const selectFilter = `${trim.length ? `trim=${trim.join(':')},` : ''}setpts=PTS-STARTPTS`;
   return { inputOptions, selectFilter };
 }
@@ -65,7 +69,8 @@ export async function encodeChunk(job: ChunkJobData, options: ChunkEncodeOptions
   let frames = 0;
   await withScratchDir(async (dir) => {
     const filterScript = join(dir, 'chunk.filter');
-    const select = `[0:v:0]${job.selectFilter}`;
+    const { inputOptions, selectFilter } = chunkSelection(job.bounds, job.streamStart);
+    const select = `[0:v:0]${selectFilter}`;
     const graph = job.plan
       ? `${select}[c];\n${buildRoiFilterGraph(job.plan, { strength: job.strength, frameTimes: Float64Array.from(job.frameTimes), outputLabel: 'v', inputLabel: 'c' })}`
       : `${select}[v]`;
@@ -73,7 +78,7 @@ export async function encodeChunk(job: ChunkJobData, options: ChunkEncodeOptions
     await writeAtomically(job.output, async (temp) => {
       const args = buildEncodeArgs({
         input: job.input,
-        inputOptions: job.inputOptions,
+        inputOptions,
         output: temp,
         container: 'mp4',
         filterScript,

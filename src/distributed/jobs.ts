@@ -19,6 +19,23 @@ export const PREFIX = 'roi-encoder';
 export const CANCEL_CHANNEL = `${PREFIX}:cancel`;
 export const cancelKey = (encodeId: string) => `${PREFIX}:cancelled:${encodeId}`;
 
+/** Where the input's video starts: its first frame's stored time, and the container's start time. */
+export interface StreamStart {
+  videoStartSeconds: number;
+  formatStartSeconds: number;
+}
+
+/**
+ * A chunk's edges in source seconds from the first frame: the frame before it (absent for the first
+ * chunk), its first and last frames, and the frame after it (absent for the last chunk).
+ */
+export interface ChunkBounds {
+  beforeSeconds?: number;
+  firstSeconds: number;
+  lastSeconds: number;
+  afterSeconds?: number;
+}
+
 export interface AnalyzeJobData {
   kind: 'analyze';
   encodeId: string;
@@ -38,9 +55,12 @@ export interface ChunkJobData {
   endFrame: number;
   startSeconds: number;
   endSeconds: number;
-  /** ffmpeg options before -i, and the filter that keeps exactly the chunk's frames. */
-  inputOptions: string[];
-  selectFilter: string;
+  /**
+   * Source times around the chunk's edges, from which the worker builds its seek and trim (so no
+   * ffmpeg option or filter text travels through Redis).
+   */
+  bounds: ChunkBounds;
+  streamStart: StreamStart;
   /** Source frame times from the chunk's first frame. */
   frameTimes: number[];
   /** The plan's slice for this chunk; absent for a uniform encode. */
@@ -63,8 +83,8 @@ export interface AssembleJobData {
   /** The submitter's temporary output name; it renames it into place. */
   output: string;
   container: Container;
+  /** The chunk files in order; the worker writes the concat list from them in its own scratch folder. */
   chunks: { path: string; durationSeconds: number }[];
-  concatList: string;
   /** Where the source's first frame is (its stored timestamp; for video-only outputs, from the input's start). */
   videoStartSeconds: number;
   /** The source's audio and subtitle streams and how each is carried (planTracks, as a single-machine encode). */

@@ -8,6 +8,13 @@ export interface DistributedEncodeOptions {
   redis?: string;
   /** Target chunk length in seconds (default 30); chunks end at scene cuts where one is near. */
   chunkSeconds?: number;
+  /**
+   * The secret jobs are signed with (default: ROI_ENCODER_SECRET, else ~/.config/roi-encoder/secret,
+   * made on first use); workers must have the same. See docs/security.md.
+   */
+  secret?: string;
+  /** A file holding that secret instead (as `--secret-file`). */
+  secretFile?: string;
   /** One-line notices while waiting, e.g. "waiting for a worker on redis://…". */
   onNotice?: (message: string) => void;
 }

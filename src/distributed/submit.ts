@@ -15,9 +15,12 @@ import type { VideoInfo } from '../media/probe.js';
 import { validatePlan, type Plan } from '../plan/plan.js';
 import { ProgressMeter } from '../media/progress.js';
 import { expectNumber } from '../media/validate.js';
-import { chunkSelection, type StreamStart } from './chunk.js';
+import { chunkBounds } from './chunk.js';
+import { workerParamProblem } from './job-schemas.js';
+import { loadSecret } from './secret.js';
+import { signJob, verifyResult } from './signing.js';
 import { chunkFrameTimes, chunkRanges, DEFAULT_CHUNK_SECONDS, slicePlan, type ChunkRange } from './chunking.js';
-import { CANCEL_CHANNEL, cancelKey, connectRedis, displayUrl, expectRedisUrl, PREFIX, QUEUE, type AnalyzeJobData, type AssembleJobData, type ChunkJobData, type ChunkProgress } from './jobs.js';
+import { CANCEL_CHANNEL, cancelKey, connectRedis, displayUrl, expectRedisUrl, PREFIX, QUEUE, type AnalyzeJobData, type AssembleJobData, type ChunkJobData, type ChunkProgress, type StreamStart } from './jobs.js';
 import type { CodecName } from '../encode/codec.js';
 
 /**
@@ -58,6 +61,8 @@ export function resolveDistributed(options: EncodeOptions, codec: 'x265' | 'x264
   return {
     run: (p: PreparedEncode) => {
       const { uniform, crf, preset, strength, analyzeResolved, expertParams } = p.resolved;
+      const problem = workerParamProblem(expertParams);
+      if (problem) throw new RoiError('INVALID_OPTION', problem, { option: codec === 'x265' ? 'x265Params' : 'x264Params' });
       const ctx: RunContext = { input: p.input, output: p.output, info: p.info, bins: p.bins, plan: p.plan, uniform, crf, preset, strength, container: p.container, tracks: p.tracks, analyze: analyzeResolved, codec, encoderParams: expertParams };
       return encodeDistributed(ctx, options, url, chunkSeconds);
     },
@@ -86,6 +91,7 @@ async function encodeDistributed(ctx: RunContext, options: EncodeOptions, url: s
   const where = displayUrl(url);
   const notice = options.onNotice ?? (() => {});
   const encodeId = `${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
+  const secret = await loadSecret(options);
   const start = await streamStart(input, info, bins, signal);
   throwIfAborted(signal);
 
@@ -120,9 +126,9 @@ async function encodeDistributed(ctx: RunContext, options: EncodeOptions, url: s
       ours.add(id);
       const data: AnalyzeJobData = { kind: 'analyze', encodeId, input, options: ctx.analyze };
       const started = performance.now();
-      await queue.add('analyze', data, { jobId: id, attempts: CHUNK_ATTEMPTS, backoff: { type: 'fixed', delay: 1000 } });
+      await queue.add('analyze', signJob(secret, id, 'analyze', data), { jobId: id, attempts: CHUNK_ATTEMPTS, backoff: { type: 'fixed', delay: 1000 } });
       const job = await waitFor(id);
-      plan = validatePlan(job.returnvalue, '(from the analysis job)');
+      plan = validatePlan(verifyResult(secret, id, 'analyze', job.returnvalue, 'the analysis job'), '(from the analysis job)');
       analysisSeconds = (performance.now() - started) / 1000;
     }
 
@@ -147,7 +153,6 @@ async function encodeDistributed(ctx: RunContext, options: EncodeOptions, url: s
         output: temp,
         container,
         chunks: ranges.map((r) => ({ path: chunkPath(r), durationSeconds: r.endSeconds - r.startSeconds })),
-        concatList: join(scratch, 'chunks.ffconcat'),
         // With -copyts (every output but video-only ones) the first frame keeps its stored time, as in a
         // single-machine encode; video-only outputs start from the input's start, as ffmpeg's default does.
         videoStartSeconds: options.videoOnly ? Math.max(0, start.videoStartSeconds - start.formatStartSeconds) : start.videoStartSeconds,
@@ -168,7 +173,8 @@ async function encodeDistributed(ctx: RunContext, options: EncodeOptions, url: s
           endFrame: r.endFrame,
           startSeconds: r.startSeconds,
           endSeconds: r.endSeconds,
-          ...chunkSelection(r, info.frameTimes, start),
+          bounds: chunkBounds(r, info.frameTimes),
+          streamStart: start,
           frameTimes: chunkFrameTimes(info.frameTimes, r.startFrame, r.endFrame),
           ...(plan ? { plan: slicePlan(plan, r.startFrame, r.endFrame, info.frameTimes) } : {}),
           timeBase: info.timeBase,
@@ -179,15 +185,17 @@ async function encodeDistributed(ctx: RunContext, options: EncodeOptions, url: s
           encoderParams: ctx.encoderParams,
         };
         ours.add(chunkId(r));
-        return { name: 'chunk', queueName: QUEUE, data, opts: { jobId: chunkId(r), attempts: CHUNK_ATTEMPTS, backoff: { type: 'fixed', delay: 1000 }, failParentOnFailure: true } };
+        return { name: 'chunk', queueName: QUEUE, data: signJob(secret, chunkId(r), 'chunk', data), opts: { jobId: chunkId(r), attempts: CHUNK_ATTEMPTS, backoff: { type: 'fixed', delay: 1000 }, failParentOnFailure: true } };
       });
       ours.add(parentId);
-      await flows.add({ name: 'assemble', queueName: QUEUE, data: assembleData, opts: { jobId: parentId, attempts: CHUNK_ATTEMPTS }, children });
+      await flows.add({ name: 'assemble', queueName: QUEUE, data: signJob(secret, parentId, 'assemble', assembleData), opts: { jobId: parentId, attempts: CHUNK_ATTEMPTS }, children });
+      let parent: Job;
       try {
-        await waitFor(parentId);
+        parent = await waitFor(parentId);
       } catch (error) {
         throw await explainFailure(error, queue, ranges, chunkId);
       }
+      await verifyFacts(secret, parent, ranges, chunkId, info.frameCount);
       meter.update(info.frameCount);
     });
     finished = true;
@@ -265,6 +273,21 @@ async function waitForJob(conn: Redis, queue: Queue, jobId: string, o: { signal?
     }
     if (conn.status !== 'ready') await within(new Promise<void>((r) => conn.once('ready', () => r())), REDIS_PATIENCE_MS, lost);
     await sleep(POLL_MS, o.signal);
+  }
+}
+
+/** Checks the signed facts the workers returned: every chunk's frames and the assembly's add up to the source's. */
+async function verifyFacts(secret: Buffer, parent: Job, ranges: ChunkRange[], chunkId: (r: ChunkRange) => string, frameCount: number): Promise<void> {
+  const assembled = verifyResult(secret, parent.id!, 'assemble', parent.returnvalue, 'the assembly job') as { frames?: unknown };
+  const values = await parent.getChildrenValues();
+  let frames = 0;
+  for (const r of ranges) {
+    const key = Object.keys(values).find((k) => k.endsWith(`:${chunkId(r)}`));
+    const facts = verifyResult(secret, chunkId(r), 'chunk', key === undefined ? undefined : values[key], describeChunk(r, ranges.length)) as { frames?: unknown };
+    frames += typeof facts.frames === 'number' ? facts.frames : NaN;
+  }
+  if (frames !== frameCount || assembled.frames !== frameCount) {
+    throw new RoiError('ASSEMBLY_MISMATCH', `the workers report ${frames} chunk frames and ${String(assembled.frames)} assembled, but the source has ${frameCount}; nothing was written`);
   }
 }
 

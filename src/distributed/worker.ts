@@ -9,6 +9,10 @@ import { requireEncoder, resolveBinaries, type BinaryOptions } from '../media/bi
 import { expectInteger } from '../media/validate.js';
 import { assemble } from './assembly.js';
 import { encodeChunk } from './chunk.js';
+import { parseJobData } from './job-schemas.js';
+import { expectUnderRoots, resolveRoots } from './roots.js';
+import { loadSecret, type SecretOptions } from './secret.js';
+import { signResult, verifyJob } from './signing.js';
 import { CANCEL_CHANNEL, cancelKey, connectRedis, displayUrl, expectRedisUrl, PREFIX, QUEUE, type ChunkProgress, type JobData } from './jobs.js';
 
 /**
@@ -17,9 +21,14 @@ import { CANCEL_CHANNEL, cancelKey, connectRedis, displayUrl, expectRedisUrl, PR
  * killed outright loses its lock; after `lockDuration` + `stalledInterval` another worker's stalled
  * check puts the job back, and it is retried from the start of the chunk.
  */
-export interface StartWorkerOptions extends BinaryOptions {
+export interface StartWorkerOptions extends BinaryOptions, SecretOptions {
   /** redis://host:port (the CLI also reads REDIS_URL). */
   redis: string;
+  /**
+   * Folders the worker may read and write in; any path of a job outside them is refused. Default:
+   * the current directory (refused when that is the filesystem root). See docs/security.md.
+   */
+  roots?: string[];
   /** Jobs run at the same time (default 1; one x265 already uses every core). */
   concurrency?: number;
   /** x265 thread pool per chunk (pools=N; 1 also sets frame-threads=1). Default: x265's choice. */
@@ -31,7 +40,7 @@ export interface StartWorkerOptions extends BinaryOptions {
 }
 
 export interface WorkerEvent {
-  type: 'ready' | 'start' | 'done' | 'failed' | 'cancelled' | 'handed-back' | 'redis-error' | 'stopped';
+  type: 'ready' | 'start' | 'done' | 'failed' | 'refused' | 'cancelled' | 'handed-back' | 'redis-error' | 'stopped';
   /** e.g. "chunk 2/3 of /videos/in.mp4 (frames 500–999)". */
   job?: string;
   jobId?: string;
@@ -70,6 +79,18 @@ function describe(data: JobData): string {
   }
 }
 
+/** Every path a job reads or writes, with what it is (for the refusal). */
+function jobPaths(data: JobData): [string, string][] {
+  switch (data.kind) {
+    case 'analyze':
+      return [[data.input, 'the input'], ...(data.options.saliencyModel ? [[data.options.saliencyModel, 'the saliency model'] as [string, string]] : [])];
+    case 'chunk':
+      return [[data.input, 'the input'], [data.output, 'the chunk output']];
+    case 'assemble':
+      return [[data.input, 'the input'], [data.output, 'the output'], ...data.chunks.map((c): [string, string] => [c.path, 'a chunk'])];
+  }
+}
+
 function oneLine(error: unknown): string {
   return (error instanceof Error ? error.message : String(error)).split('\n')[0]!;
 }
@@ -78,6 +99,8 @@ export async function startWorker(options: StartWorkerOptions): Promise<RoiWorke
   const url = expectRedisUrl(options.redis);
   const concurrency = expectInteger('concurrency', options.concurrency ?? 1, 1, 64);
   const threads = options.threads === undefined ? undefined : expectInteger('threads', options.threads, 1, 256);
+  const roots = await resolveRoots(options.roots);
+  const secret = await loadSecret(options);
   const bins = resolveBinaries(options);
   await requireEncoder(bins.ffmpeg, 'libx265');
   const emit = (e: WorkerEvent) => options.onEvent?.(e);
@@ -108,8 +131,21 @@ export async function startWorker(options: StartWorkerOptions): Promise<RoiWorke
     }
   }, 2000);
 
-  const processor = async (job: Job<JobData>, token?: string, lockSignal?: AbortSignal): Promise<unknown> => {
-    const data = job.data;
+  const refuse = (job: Job, message: string, kind?: JobData['kind']): never => {
+    emit({ type: 'refused', job: `${job.name} job ${job.id ?? ''}`.trim(), jobId: job.id, kind, message });
+    throw new UnrecoverableError(message);
+  };
+
+  const processor = async (job: Job<unknown>, token?: string, lockSignal?: AbortSignal): Promise<unknown> => {
+    // Before anything else: the job must be signed with our secret, its data one of our job kinds
+    // field by field, and every path it names under this worker's folders.
+    let data: JobData;
+    try {
+      data = parseJobData(job.name, verifyJob(secret, job));
+      for (const [path, role] of jobPaths(data)) await expectUnderRoots(path, roots, role);
+    } catch (error) {
+      return refuse(job, oneLine(error));
+    }
     const what = describe(data);
     if (await conn.exists(cancelKey(data.encodeId))) throw new UnrecoverableError(`cancelled by the submitter`);
     try {
@@ -149,7 +185,7 @@ export async function startWorker(options: StartWorkerOptions): Promise<RoiWorke
         result = await assemble(data, bins, signal);
       }
       emit({ type: 'done', job: what, jobId: job.id, kind: data.kind, seconds: (performance.now() - started) / 1000 });
-      return result;
+      return signResult(secret, job.id!, job.name, result);
     } catch (error) {
       if (entry.why === 'cancelled') {
         emit({ type: 'cancelled', job: what, jobId: job.id, kind: data.kind });
@@ -172,7 +208,7 @@ export async function startWorker(options: StartWorkerOptions): Promise<RoiWorke
     }
   };
 
-  const worker = new Worker<JobData>(QUEUE, processor, {
+  const worker = new Worker<unknown>(QUEUE, processor, {
     connection: conn,
     prefix: PREFIX,
     name,
@@ -190,7 +226,7 @@ export async function startWorker(options: StartWorkerOptions): Promise<RoiWorke
     emit({ type: 'redis-error', message: oneLine(error) });
   });
   await worker.waitUntilReady();
-  emit({ type: 'ready', message: `worker ${name} waiting for jobs on ${displayUrl(url)}` });
+  emit({ type: 'ready', message: `worker ${name} waiting for jobs on ${displayUrl(url)} (files under ${roots.join(', ')})` });
 
   let resolveClosed!: () => void;
   const closed = new Promise<void>((resolve) => (resolveClosed = resolve));
