@@ -4,8 +4,9 @@ import { existsSync, mkdtempSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { encode, probeVideo } from '../src/index.js';
-import { buildEncodeArgs } from '../src/encode/argv.js';
 import { parseRate, parseSize, ratePass, resolveRateControl } from '../src/encode/rate-control.js';
+import { applyAudioChoice, encodedAudioBytes, parseAudio } from '../src/encode/audio.js';
+import { buildEncodeArgs, trackCodecArgs } from '../src/encode/argv.js';
 import { correctedBitrate, inSizeWindow, sizeBudget } from '../src/encode/target-size.js';
 import { cliMessage } from '../src/cli/options.js';
 import { RoiError } from '../src/media/errors.js';
@@ -29,7 +30,8 @@ const videoOnly = () => fixture(dir, 'head-4s.mp4', (out) => ['-i', SAMPLE, '-t'
 
 const audioBytes = (file: string) =>
   execFileSync('ffprobe', ['-v', 'error', '-select_streams', 'a:0', '-show_entries', 'packet=size', '-of', 'csv=p=0', file], { encoding: 'utf8' })
-    .trim().split('\n').reduce((sum, line) => sum + Number(line), 0);
+    // A packet with side data (AAC's priming packet: skip samples) prints "164," and a line of its own.
+    .split('\n').map((line) => Number(line.split(',')[0])).filter((size) => size > 0).reduce((sum, size) => sum + size, 0);
 
 describe('rate control: parsing and conflicts', () => {
   it('reads rates (k = 1000) and sizes (kB/MB powers of 1000, KiB/MiB of 1024)', () => {
@@ -90,6 +92,17 @@ describe('rate control: parsing and conflicts', () => {
     assert.ok(!one.includes('0:1') && two.includes('0:1'), 'the first pass maps no audio');
   });
 
+  it('reads --audio and plans every audio track encoded at its rate (subtitles as they were)', () => {
+    assert.deepEqual(parseAudio(undefined), { codec: 'copy' });
+    assert.deepEqual(parseAudio('aac:128k'), { codec: 'aac', bitrate: 128_000 });
+    assert.deepEqual(parseAudio('opus:96000'), { codec: 'opus', bitrate: 96_000 });
+    for (const bad of ['mp3', 'aac', 'aac:', 'aac:abc', 'opus:1k', 'aac:2M']) assert.throws(() => parseAudio(bad), /^RoiError: Expected .* for audio but received/, bad);
+    const tracks = [{ index: 1, type: 'audio' as const, codec: 'ac3', action: 'copy' as const }, { index: 2, type: 'subtitle' as const, codec: 'subrip', action: 'mov_text' as const }];
+    const planned = applyAudioChoice(tracks, { codec: 'opus', bitrate: 64_000 }, 'mp4', 'out.mp4');
+    assert.deepEqual(trackCodecArgs(planned), ['-c:1', 'libopus', '-b:1', '64000', '-c:2', 'mov_text']);
+    assert.throws(() => applyAudioChoice(tracks, { codec: 'opus', bitrate: 64_000 }, 'mov', 'out.mov'), /MOV \(out\.mov\) cannot hold Opus audio/);
+  });
+
   it('shares a size out: the audio counted, the container estimated, the window kept', async () => {
     const info = await probeVideo(withAudio(), bins);
     const carried = { bytes: 32_000, packets: 188, what: 'the audio' };
@@ -128,6 +141,24 @@ describe('rate control: real encodes', () => {
     assert.deepEqual(readdirSync(scratch).filter((f) => !f.startsWith('tsx-')), [], 'the scratch folder (stats files) is gone');
     assert.ok(!readdirSync(ROOT).some((f) => f.startsWith('x265_2pass')), 'no x265 stats in the working directory');
     assert.ok(!readdirSync(dir).some((f) => f.includes('2pass') || f.includes('.partial')));
+  });
+
+  it('--audio aac:RATE with --target-size: the audio counted exactly (its bytes before the encode are its bytes in the file), the window kept; opus into Matroska', async () => {
+    const clip = withAudio();
+    const out = join(dir, 'size-aac.mp4');
+    const r = cli([clip, '-o', out, '--target-size', '100kB', '--audio', 'aac:48k', '--preset', PRESET, '--force', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const done = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { bytes: number; passes: number };
+    assert.ok(done.bytes <= 100_000 && done.bytes >= 97_000, `${done.bytes} B`);
+    const [track] = (await probeVideo(clip, bins)).tracks;
+    const counted = await encodedAudioBytes(clip, { ...track!, action: 'aac', bitrate: 48_000 }, bins);
+    assert.equal(audioBytes(out), counted.bytes);
+    assert.ok(counted.bytes < audioBytes(clip) * 0.85, 'the 64k source should shrink at 48k');
+    const opus = await encode(clip, join(dir, 'opus.mkv'), { audio: 'opus:24k', crf: 30, preset: PRESET, force: true });
+    const codecs = execFileSync('ffprobe', ['-v', 'error', '-show_entries', 'stream=codec_name', '-of', 'csv=p=0', opus.output], { encoding: 'utf8' }).trim().split('\n');
+    assert.deepEqual(codecs, ['hevc', 'opus']);
+    // libopus is VBR and spends more on a pure tone than its nominal rate (33 kbit/s here), still far under the 64k AAC source.
+    assert.ok(audioBytes(opus.output) < audioBytes(clip) * 0.6, `opus ${((audioBytes(opus.output) * 8) / 4000).toFixed(1)} kbit/s`);
   });
 
   it('--bitrate: two passes with the ROI offsets in both, the video at the rate asked (x265 and x264); faces beat a uniform two-pass encode of that rate', async () => {
@@ -182,14 +213,18 @@ describe('rate control: real encodes', () => {
       ['--bitrate abc', clip, ['--bitrate', 'abc'], /^Expected bit rate .* for --bitrate but received 'abc'$/],
       ['a size the audio fills', audio, ['--target-size', '30kB'], /^target size 30 kB is too small for .*: the audio alone is 3\d(\.\d)? kB; give at least 4\d(\.\d)? kB$/],
       ['a size too small to watch', clip, ['--target-size', '5kB'], /^target size 5 kB is too small .*the least that is watchable needs about/],
+      ['a size the encoded audio fills', audio, ['--target-size', '50kB', '--audio', 'aac:256k'], /^target size 50 kB is too small for .*: the audio alone is \d+(\.\d)? kB; give at least/],
+      ['--audio mp3', clip, ['--audio', 'mp3'], /^Expected copy, aac:RATE or opus:RATE .* for --audio but received 'mp3'$/],
+      ['--audio opus into MOV', audio, ['--audio', 'opus:32k'], /^MOV \(.*refused\.mov\) cannot hold Opus audio/],
       ['--maxrate without --bufsize', clip, ['--maxrate', '1M'], /^Expected --bufsize with --maxrate .*: add --bufsize or drop --maxrate$/],
       ['--crf with --bitrate', clip, ['--crf', '20', '--bitrate', '1M'], /^Expected --crf or --bitrate, not both/],
       ['--target-size with --bitrate', clip, ['--target-size', '1MB', '--bitrate', '1M'], /^Expected --bitrate or --target-size, not both/],
       ['a face target with --bitrate', clip, ['--match-crf', '26', '--bitrate', '1M'], /^Expected --bitrate or --match-crf, not both/],
       ['--redis with --target-size', clip, ['--redis', 'redis://127.0.0.1:1', '--target-size', '1MB'], /^Expected --redis or --target-size, not both \(encodes across machines take a CRF for now/],
+      ['--redis with --audio aac', clip, ['--redis', 'redis://127.0.0.1:1', '--audio', 'aac:64k'], /^Expected --redis or --audio, not both/],
     ];
     for (const [what, input, flags, message] of cases) {
-      const out = join(dir, 'refused.mp4');
+      const out = join(dir, flags.includes('opus:32k') ? 'refused.mov' : 'refused.mp4');
       const r = cli([input, '-o', out, '--preset', PRESET, ...flags]);
       assert.equal(r.code, 1, what);
       const lines = r.stderr.trim().split('\n');

@@ -56,6 +56,7 @@ export const CLI_FLAGS: Record<string, string> = {
   targetSize: '--target-size',
   maxrate: '--maxrate',
   bufsize: '--bufsize',
+  audio: '--audio',
 };
 
 /** Options that rate-control messages name in their text ("no crf with bitrate: drop one"), not only as the subject. */
@@ -71,6 +72,9 @@ export function cliMessage(error: RoiError): string {
     // "x264Params cannot set crf: … use crf" (encoder-params.ts) names options at the start and after "use".
     .replace(new RegExp(`^${error.option} `), `${flag} `)
     .replace(/\buse (\w+)/g, (all, name: string) => (CLI_FLAGS[name] ? `use ${CLI_FLAGS[name]}` : all));
+  // validate.ts conflict(): "Expected redis or audio, not both".
+  const both = /^Expected (\w+) or (\w+), not both/.exec(message);
+  if (both) return message.replace(both[0], `Expected ${CLI_FLAGS[both[1]!] ?? both[1]} or ${CLI_FLAGS[both[2]!] ?? both[2]}, not both`);
   if (!NAMED_IN_TEXT.includes(error.option)) return message;
   // Rate-control messages name other options too, up to the value they quote (the user's, as typed).
   const at = message.indexOf(' but received ');
@@ -143,6 +147,7 @@ export const encodeOptions = (y: Argv) =>
     .option('target-size', { type: 'string', requiresArg: true, describe: 'Size of the whole output file, two-pass: 8MB, 500MiB (never above, at most 3% under)' })
     .option('maxrate', { type: 'string', requiresArg: true, describe: 'VBV peak rate (with --bufsize), capping --crf or --bitrate: 4M' })
     .option('bufsize', { type: 'string', requiresArg: true, describe: 'VBV buffer in bits, written like a rate: 8M' })
+    .option('audio', { type: 'string', requiresArg: true, defaultDescription: 'copy', describe: 'copy, aac:RATE or opus:RATE (e.g. aac:96k): encode the audio, counted exactly in --target-size' })
     .option('redis', { type: 'string', requiresArg: true, describe: 'Encode in chunks on `roi-encode worker` processes served by this Redis (redis://host:6379)' })
     .option('chunk-seconds', { type: 'number', requiresArg: true, defaultDescription: '30', describe: 'With --redis: target chunk length; chunks end at scene cuts where one is near' })
     .option('secret-file', { type: 'string', requiresArg: true, defaultDescription: 'ROI_ENCODER_SECRET, else ~/.config/roi-encoder/secret', describe: 'With --redis: the secret jobs are signed with (the workers need the same)' });

@@ -99,6 +99,7 @@ export function runEncode(argv: Record<string, unknown>): Promise<void> {
       targetSize: argv['target-size'] as string | undefined,
       maxrate: argv.maxrate as string | undefined,
       bufsize: argv.bufsize as string | undefined,
+      audio: argv.audio as string | undefined,
       preset: argv.preset as string | undefined,
       strength: argv.strength as number | undefined,
       codec: argv.codec as 'x265' | 'x264' | undefined,

@@ -140,7 +140,7 @@ export function trackMapArgs(tracks: readonly TrackPlan[], container: Container,
 
 /** Each track's codec (from planTracks): output streams 1, 2, … in the order trackMapArgs maps them. */
 export function trackCodecArgs(tracks: readonly TrackPlan[]): string[] {
-  return tracks.flatMap((t, i) => [`-c:${i + 1}`, t.action === 'copy' ? 'copy' : t.action]);
+  return tracks.flatMap((t, i) => [`-c:${i + 1}`, t.action === 'copy' ? 'copy' : t.action, ...(t.bitrate ? [`-b:${i + 1}`, String(t.bitrate)] : [])]);
 }
 
 /** Metadata and chapters of input `file`, and the container's settings. */
@@ -158,8 +158,9 @@ export function muxerArgs(container: Container, codec: VideoCodec, file = 0): st
 
 /** What happens to one audio or subtitle stream of the input. */
 export interface TrackPlan extends Track {
-  /** 'copy', or the encoder it is converted with. */
-  action: 'copy' | 'alac' | 'mov_text' | 'srt';
+  /** 'copy', or the encoder it is converted with (aac and libopus at `bitrate`: src/encode/audio.ts). */
+  action: 'copy' | 'alac' | 'mov_text' | 'srt' | 'aac' | 'libopus';
+  bitrate?: number;
 }
 
 const BITMAP_SUBTITLES = new Set(['dvd_subtitle', 'hdmv_pgs_subtitle', 'dvb_subtitle', 'xsub', 'dvb_teletext', 'arib_caption']);

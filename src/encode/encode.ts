@@ -14,6 +14,7 @@ import { buildEncodeArgs, containerFor, ENCODE_DEFAULTS, planTracks, X265_PRESET
 import { buildRoiFilterGraph, zonesParam } from './filtergraph.js';
 import { CODECS, codecFor, encoderParams, X265, type CodecDescription } from './codec.js';
 import { resolveEncoderParams } from './encoder-params.js';
+import { applyAudioChoice, parseAudio } from './audio.js';
 import { runPasses } from './passes.js';
 import { resolveRateControl, type RatePass, type RateControlOptions } from './rate-control.js';
 import { carriedStreams, sizeBudget, type SizeBudget } from './target-size.js';
@@ -36,6 +37,11 @@ export interface LocalEncodeOptions extends Omit<AnalyzeOptions, 'roi'>, Omit<Ra
    * bitrate or targetSize is given (two-pass, no CRF; see docs/rate-control.md).
    */
   crf?: number;
+  /**
+   * The audio: 'copy' (default), or 'aac:128k' / 'opus:96k' to encode every audio track at that
+   * bitrate (counted exactly in a targetSize; docs/rate-control.md).
+   */
+  audio?: string;
   /** x265 preset. Default medium. */
   preset?: X265Preset | string;
   /** Scales every QP offset of the plan: 0 = uniform, 1 = as planned (default), 2 = twice as strong. */
@@ -203,7 +209,8 @@ export function resolveEncodeOptions(options: LocalEncodeOptions) {
   const expertParams = resolveEncoderParams(description, options, { vbvOwned: rate.vbv !== undefined });
   // A fresh plan gets the codec's own default offsets; given ones (or a given plan) stand.
   const analyzeResolved = resolveAnalyzeOptions({ ...description.defaultOffsets, ...withoutUndefined(options), roi: uniform ? 'faces' : options.roi });
-  return { codec, description, uniform, crf, rate, preset, strength, expertParams, analyzeResolved };
+  const audio = parseAudio(options.audio);
+  return { codec, description, uniform, crf, rate, audio, preset, strength, expertParams, analyzeResolved };
 }
 
 export type ResolvedEncodeOptions = ReturnType<typeof resolveEncodeOptions>;
@@ -248,7 +255,7 @@ export async function prepareEncode(input: string, output: string, options: Loca
   requireEvenSize(info);
   if (hooks.sourceFrames && info.pixelFormat !== 'yuv420p') throw new Error(`sourceFrames needs a yuv420p input, not ${info.pixelFormat}`);
   // Streams the output cannot hold are refused now, not after the analysis.
-  const tracks = options.videoOnly ? [] : planTracks(info.tracks, container, output);
+  const tracks = options.videoOnly ? [] : applyAudioChoice(planTracks(info.tracks, container, output), resolved.audio, container, output);
   // A size the audio fills, or that leaves the video too little, is refused before the analysis.
   const { rate } = resolved;
   const budget = rate.mode === 'size' ? sizeBudget(rate.targetBytes, info, container, await carriedStreams(input, tracks, bins, signal), rate.vbv) : undefined;

@@ -3,6 +3,7 @@ import { RoiError } from '../media/errors.js';
 import { run } from '../media/process.js';
 import type { VideoInfo } from '../media/probe.js';
 import type { Container, TrackPlan } from './argv.js';
+import { encodedAudioBytes } from './audio.js';
 import { formatBytes, formatRate, type Vbv } from './rate-control.js';
 
 /**
@@ -50,7 +51,8 @@ export interface CarriedStreams {
 }
 
 /**
- * Packet bytes of the planned audio and subtitle tracks, from the input's packets. Tracks converted
+ * Packet bytes of the planned audio and subtitle tracks, from the input's packets (audio encoded to
+ * AAC or Opus: from that encode, exactly). Tracks converted
  * on the way (PCM or FLAC to ALAC, text subtitles to mov_text) are counted at their input size: ALAC
  * is about FLAC's size and smaller than PCM, so the estimate errs towards leaving the video less, and
  * the corrective pass measures the real bytes.
@@ -62,6 +64,14 @@ export async function carriedStreams(input: string, tracks: readonly TrackPlan[]
   if (wanted.size === 0) return { bytes: 0, packets: 0, what };
   let bytes = 0;
   let packets = 0;
+  // Audio encoded on the way (--audio aac:RATE, opus:RATE) is counted as it will be written.
+  for (const t of tracks.filter((t) => t.action === 'aac' || t.action === 'libopus')) {
+    const encoded = await encodedAudioBytes(input, t, bins, signal);
+    bytes += encoded.bytes;
+    packets += encoded.packets;
+    wanted.delete(t.index);
+  }
+  if (wanted.size === 0) return { bytes, packets, what };
   await run(bins.ffprobe, ['-v', 'error', '-show_entries', 'packet=stream_index,size', '-of', 'csv=p=0', input], {
     signal,
     what: 'reading audio and subtitle packet sizes',

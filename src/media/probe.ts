@@ -486,8 +486,9 @@ export async function videoStreamBytes(path: string, bins: Binaries, signal?: Ab
     signal,
     what: 'reading video packet sizes',
     onStdoutLine: (line) => {
-      const size = Number(line.trim());
-      if (line.trim() && Number.isFinite(size)) {
+      // A packet with side data prints "size," and the side data on lines of their own.
+      const size = Number(line.split(',')[0]!.trim());
+      if (line.trim() && Number.isFinite(size) && size > 0) {
         bytes += size;
         packets++;
       }

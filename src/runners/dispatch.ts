@@ -18,7 +18,7 @@ export interface EncodeResult extends LocalEncodeResult {
 /** encode() without a face-quality target, on this machine or on workers; `hooks` are the target's. */
 export async function encodeWith(input: string, output: string, options: EncodeOptions, hooks: EncodeHooks = {}): Promise<EncodeResult> {
   if (options.redis === undefined) return encodeLocal(await prepareEncode(input, output, options, hooks), options, hooks);
-  const rated = (['bitrate', 'targetSize', 'maxrate', 'bufsize'] as const).find((name) => options[name] !== undefined);
+  const rated = (['bitrate', 'targetSize', 'maxrate', 'bufsize'] as const).find((name) => options[name] !== undefined) ?? (options.audio !== undefined && options.audio !== 'copy' ? 'audio' : undefined);
   if (rated) throw conflict('redis', rated, 'encodes across machines take a CRF for now; a budget shared between chunks is not built yet');
   const { resolveDistributed } = await import('../distributed/submit.js');
   // Validated before the output is checked or the input probed, so a bad URL fails at once.
