@@ -123,24 +123,41 @@ export function expectRedisUrl(value: unknown): string {
   } catch {
     ok = false;
   }
-  if (!ok) throw invalid('a redis:// URL (e.g. redis://host:6379)', 'redis', value);
+  if (!ok) throw invalid('a redis:// or rediss:// URL (e.g. redis://host:6379)', 'redis', value);
   return text;
+}
+
+/** Why the first connection failed, in words that say what to change. */
+function connectError(url: string, error: unknown): RoiError {
+  const where = displayUrl(url);
+  const text = error instanceof Error ? error.message : String(error);
+  if (/^WRONGPASS/.test(text)) return new RoiError('REDIS_AUTH', `redis at ${where} refused the user name or password (WRONGPASS); check them in the URL, redis://user:password@host:port`);
+  if (/^NOAUTH/.test(text)) return new RoiError('REDIS_AUTH', `redis at ${where} needs a password: give it in the URL, redis://user:password@host:port`);
+  const code = (error as NodeJS.ErrnoException | undefined)?.code ?? '';
+  if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(code) || /certificate/i.test(text)) {
+    return new RoiError('REDIS_TLS', `cannot verify the TLS certificate of redis at ${where} (${text}); set NODE_EXTRA_CA_CERTS to the file of the CA that signed it`);
+  }
+  const hint = url.startsWith('redis:') && /ECONNRESET/.test(text) ? ' (a TLS port? use rediss://)' : '';
+  return new RoiError('REDIS_UNREACHABLE', `cannot reach redis at ${where}: ${text}${hint}`);
 }
 
 /**
  * An ioredis connection for BullMQ (maxRetriesPerRequest null, as its workers require). The first
- * connection attempt must succeed, so a wrong address is one clear line rather than a silent wait;
- * after that ioredis reconnects by itself.
+ * connection attempt must succeed, so a wrong address, password or certificate is one clear line
+ * rather than a silent wait or a retry loop; after that ioredis reconnects by itself. `redis://user:pass@host`
+ * and `rediss://` (TLS; a private CA through NODE_EXTRA_CA_CERTS) are ioredis's own URL forms.
  */
 export async function connectRedis(url: string, name: string): Promise<Redis> {
   const conn = new Redis(url, { maxRetriesPerRequest: null, lazyConnect: true, connectionName: name, enableReadyCheck: true });
-  // Errors while reconnecting are expected (Redis restarting); the caller watches for their effect.
-  conn.on('error', () => {});
+  // The first error says why a first connection failed (connect() itself only says "closed");
+  // later ones are expected while Redis restarts, and the caller watches for their effect.
+  let first: unknown;
+  conn.on('error', (error) => (first ??= error));
   try {
     await conn.connect();
   } catch (error) {
     conn.disconnect();
-    throw new RoiError('REDIS_UNREACHABLE', `cannot reach redis at ${displayUrl(url)}: ${error instanceof Error ? error.message : String(error)}`);
+    throw connectError(url, first ?? error);
   }
   return conn;
 }
