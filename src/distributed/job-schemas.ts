@@ -116,7 +116,7 @@ export const assembleJobSchema = z.strictObject({
   container: z.enum(['mp4', 'mov', 'mkv']),
   chunks: z.array(z.strictObject({ path: absolutePath, durationSeconds: seconds })).min(1),
   videoStartSeconds: seconds,
-  tracks: z.array(z.strictObject({ index: count, type: z.enum(['audio', 'subtitle']), codec: z.string().regex(/^\w{1,64}$/), action: z.enum(['copy', 'alac', 'mov_text', 'srt']) })),
+  tracks: z.array(z.strictObject({ index: count, type: z.enum(['audio', 'subtitle']), codec: z.string().regex(/^\w{1,64}$/), action: z.enum(['copy', 'alac', 'mov_text', 'srt', 'aac', 'libopus']), bitrate: z.number().int().min(1000).max(10_000_000).optional() })),
   videoOnly: z.boolean(),
   frameCount: z.number().int().min(1),
   codec: z.enum(CODECS).optional(),
