@@ -369,6 +369,21 @@ describe('distributed encodes keep streams and timestamps like one machine', { t
     assert.match(sei, /x264 - core[^\0]* keyint=40 /);
   });
 
+  it('keeps HDR10 through chunks: 10 bits, colour tags, mastering display and content light level', async () => {
+    const source = fixture(tsDir, 'hdr10.mp4', (out) => ['-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=25:duration=5', '-vf', 'format=yuv420p10le', '-c:v', 'libx265', '-preset', 'ultrafast',
+      '-x265-params', 'log-level=error:hdr10=1:master-display=G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,50):max-cll=1000,400',
+      '-color_primaries', 'bt2020', '-color_trc', 'smpte2084', '-colorspace', 'bt2020nc', out]);
+    const { distributed } = await compareWithSingle(source, 'mp4', 125);
+    const v = (ffprobeJson(distributed, ['-show_streams', '-select_streams', 'v:0']) as { streams: Record<string, string>[] }).streams[0]!;
+    assert.deepEqual([v.pix_fmt, v.color_primaries, v.color_transfer, v.color_space], ['yuv420p10le', 'bt2020', 'smpte2084', 'bt2020nc']);
+    const { frames } = ffprobeJson(distributed, ['-select_streams', 'v:0', '-show_frames', '-show_entries', 'frame=side_data_list']) as { frames: { side_data_list?: Record<string, string | number>[] }[] };
+    assert.equal(frames.length, 125);
+    for (const f of frames) {
+      assert.equal(f.side_data_list?.find((d) => d.side_data_type === 'Mastering display metadata')?.max_luminance, '10000000/10000');
+      assert.equal(f.side_data_list?.find((d) => d.side_data_type === 'Content light level metadata')?.max_content, 1000);
+    }
+  });
+
   it('keeps a start time of 10 s (MP4 edit list)', async () => {
     const source = fixture(tsDir, 'start10.mp4', (out) => ['-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=25:duration=5', '-f', 'lavfi', '-i', 'sine=duration=5', '-c:v', 'libx264', '-preset', 'ultrafast', '-c:a', 'aac', '-output_ts_offset', '10', out]);
     assert.ok(Math.abs(Number(streamsOf(source)[0]!.start_time) - 10) < 0.001, 'fixture should start at 10 s');

@@ -55,6 +55,13 @@ async function command(argv: Record<string, unknown>, body: (c: CommandContext) 
 /** " (psy-rd=2:deblock=-1,-1)" for the expert parameters passed, '' for none. */
 const paramsText = (params: Record<string, string>) => (Object.keys(params).length ? ` (${Object.entries(params).map(([k, v]) => `${k}=${v}`).join(':')})` : '');
 
+/** " 10-bit HDR10 (mastering display, MaxCLL 1000)" beside the codec; '' for 8-bit SDR. */
+const pictureText = (p: { bitDepth: number; dynamicRange: string; masteringDisplay?: unknown; contentLightLevel?: { maxContent: number } } | undefined) => {
+  if (!p || (p.bitDepth === 8 && p.dynamicRange === 'sdr')) return '';
+  const meta = [...(p.masteringDisplay ? ['mastering display'] : []), ...(p.contentLightLevel ? [`MaxCLL ${p.contentLightLevel.maxContent}`] : [])];
+  return ` ${p.bitDepth}-bit${p.dynamicRange === 'sdr' ? '' : ` ${p.dynamicRange.toUpperCase()}`}${meta.length ? ` (${meta.join(', ')})` : ''}`;
+};
+
 /** Rounded for display; the library's results are exact. */
 const round = (v: number, digits: number) => Math.round(v * 10 ** digits) / 10 ** digits;
 
@@ -138,6 +145,8 @@ export function runEncode(argv: Record<string, unknown>): Promise<void> {
       codec: result.codec,
       // The expert's x265Params / x264Params as passed to the encoder ({} for none).
       encoderParams: result.encoderParams,
+      // Bit depth, colour and HDR metadata as probed on the output.
+      ...(result.picture ? { picture: result.picture } : {}),
       crf: result.crf,
       preset: result.preset,
       strength: result.strength,
@@ -151,7 +160,7 @@ export function runEncode(argv: Record<string, unknown>): Promise<void> {
       // Two-pass encodes say what was asked beside what came out.
       const asked = result.targetBytes !== undefined ? ` (${result.bytes} of ${result.targetBytes} bytes asked)` : '';
       const passes = result.passes > 1 ? `, ${result.passes} passes, video ${summary.videoBitrateKbps.toFixed(1)} kbit/s` : '';
-      process.stderr.write(`wrote ${output}: ${(result.bytes / 1024).toFixed(1)} KiB${asked}, ${summary.bitrateKbps.toFixed(1)} kbit/s${passes}, ${result.frames} frames, ${result.codec}${paramsText(result.encoderParams)}, roi ${result.roi}, analysis ${summary.analysisSeconds.toFixed(2)} s + encode ${summary.encodeSeconds.toFixed(2)} s\n`);
+      process.stderr.write(`wrote ${output}: ${(result.bytes / 1024).toFixed(1)} KiB${asked}, ${summary.bitrateKbps.toFixed(1)} kbit/s${passes}, ${result.frames} frames, ${result.codec}${paramsText(result.encoderParams)}${pictureText(result.picture)}, roi ${result.roi}, analysis ${summary.analysisSeconds.toFixed(2)} s + encode ${summary.encodeSeconds.toFixed(2)} s\n`);
     }
     if (!json && result.target) process.stderr.write(`${(await import('../strategies/face-target-summary.js')).targetSentence(result.target)}\n`);
   });

@@ -2,6 +2,8 @@ import { writeFile } from 'node:fs/promises';
 import { RoiError } from '../media/errors.js';
 import { buildEncodeArgs } from '../encode/argv.js';
 import { codecFor, encoderParams, X265, type CodecDescription } from '../encode/codec.js';
+import { hdrParams } from '../encode/hdr.js';
+import { probePictureFormat } from '../media/hdr.js';
 import { buildRoiFilterGraph, zonesParam } from '../encode/filtergraph.js';
 import type { Binaries } from '../media/binaries.js';
 import { withScratchDir, writeAtomically } from '../media/output-file.js';
@@ -50,8 +52,8 @@ export function chunkSelection(bounds: ChunkBounds, start: StreamStart): { input
 }
 
 /** Encoder settings of a chunk: the single-machine ones, plus a closed GOP (its first frame is an IDR) and the worker's threads. */
-export function chunkEncoderParams(zones: string | undefined, threads: number | undefined, codec: CodecDescription = X265, expert: Record<string, string> = {}): Record<string, string | number> {
-  return encoderParams(codec, { zones, extra: codec.chunkParams(threads), expert });
+export function chunkEncoderParams(zones: string | undefined, threads: number | undefined, codec: CodecDescription = X265, expert: Record<string, string> = {}, hdr: Record<string, string | number> = {}): Record<string, string | number> {
+  return encoderParams(codec, { zones, extra: { ...hdr, ...codec.chunkParams(threads) }, expert });
 }
 
 export interface ChunkEncodeOptions {
@@ -66,6 +68,8 @@ export interface ChunkEncodeOptions {
 export async function encodeChunk(job: ChunkJobData, options: ChunkEncodeOptions): Promise<{ frames: number }> {
   const expected = job.endFrame - job.startFrame;
   const codec = codecFor(job.codec ?? 'x265');
+  // The source's HDR10 metadata, read here as on one machine (every chunk's SEI carries it).
+  const hdr = hdrParams(codec, await probePictureFormat(job.input, options.bins, options.signal));
   let frames = 0;
   await withScratchDir(async (dir) => {
     const filterScript = join(dir, 'chunk.filter');
@@ -86,7 +90,7 @@ export async function encodeChunk(job: ChunkJobData, options: ChunkEncodeOptions
         codec: codec.encoder,
         crf: job.crf,
         preset: job.preset,
-        x265Params: chunkEncoderParams(job.plan ? zonesParam(job.plan.zones) : undefined, options.threads, codec, job.encoderParams),
+        x265Params: chunkEncoderParams(job.plan ? zonesParam(job.plan.zones) : undefined, options.threads, codec, job.encoderParams, hdr),
         hasSubtitles: false,
         // As a single-machine encode: frames keep their exact times (1/fps would round VFR times).
         encTimeBase: job.timeBase,

@@ -22,6 +22,7 @@ import { signJob, verifyResult } from './signing.js';
 import { chunkFrameTimes, chunkRanges, DEFAULT_CHUNK_SECONDS, slicePlan, type ChunkRange } from './chunking.js';
 import { CANCEL_CHANNEL, cancelKey, connectRedis, displayUrl, expectRedisUrl, PREFIX, QUEUE, type AnalyzeJobData, type AssembleJobData, type ChunkJobData, type ChunkProgress, type StreamStart } from './jobs.js';
 import type { CodecName } from '../encode/codec.js';
+import { probePictureFormat } from '../media/hdr.js';
 
 /**
  * The submitting side of a distributed encode: analysis as one job (when there is no plan), then a
@@ -211,6 +212,7 @@ async function encodeDistributed(ctx: RunContext, options: EncodeOptions, url: s
       strength,
       encoderParams: ctx.encoderParams,
       plan,
+      picture: await probePictureFormat(output, ctx.bins),
     };
   } finally {
     onJobProgress = undefined;

@@ -103,6 +103,8 @@ export function buildEncodeArgs(a: EncodeArgs): string[] {
   args.push('-c:v', codec, '-preset', a.preset, ...(a.rate?.args ?? ['-crf', String(a.crf)]));
   const params = { ...a.x265Params, ...a.rate?.x265Params };
   if (Object.keys(params).length) args.push(codecForEncoder(codec).paramsOption, x265ParamString(params));
+  const pixelFormat = codecForEncoder(codec).pixelFormat;
+  if (pixelFormat) args.push('-pix_fmt', pixelFormat);
   if (a.videoOnly || firstPass) {
     // Nothing else.
   } else if (a.tracks) {

@@ -40,6 +40,12 @@ export interface CodecDescription {
   baseParams: Record<string, string | number>;
   /** Keys of a chunk's closed GOP and its thread count. */
   chunkParams(threads: number | undefined): Record<string, string | number>;
+  /**
+   * Pixel format every output of this codec gets; undefined keeps the source's (x265: 10-bit stays
+   * 10-bit). x264 is for the web: 8-bit 4:2:0 (H.264 High) is what browsers and devices decode, and
+   * libx264 would otherwise make High 10 or High 4:4:4 from such sources.
+   */
+  pixelFormat?: 'yuv420p';
   /** Smallest picture the encoder takes in either direction. */
   minSize: number;
   /**
@@ -75,6 +81,7 @@ export const X264: CodecDescription = {
   paramsName: 'x264Params',
   paramsFlag: '--x264-params',
   baseParams: { 'aq-mode': 1 },
+  pixelFormat: 'yuv420p',
   // x264 closes GOPs by default; open-gop=0 says so for the chunk's first frame all the same.
   chunkParams: (threads) => ({ 'open-gop': 0, ...(threads ? { threads } : {}) }),
   minSize: 16,

@@ -18,6 +18,8 @@ import { applyAudioChoice, parseAudio } from './audio.js';
 import { runPasses } from './passes.js';
 import { resolveRateControl, type RatePass, type RateControlOptions } from './rate-control.js';
 import { carriedStreams, sizeBudget, type SizeBudget } from './target-size.js';
+import { probePictureFormat, type PictureFormat } from '../media/hdr.js';
+import { hdrParams, refuseUnsupportedHdr } from './hdr.js';
 
 /**
  * The encode stage: one ffmpeg/x265 run on this machine from a plan (or uniform). The public
@@ -96,6 +98,8 @@ export interface LocalEncodeResult {
   encoderParams: Record<string, string>;
   /** The plan used; undefined for roi 'none'. */
   plan?: Plan;
+  /** The output's bit depth, colour description and HDR metadata, as probed on the written file. */
+  picture?: PictureFormat;
   /** The ffmpeg command line that made the file (its temporary paths included), for reports. */
   command?: string;
 }
@@ -233,6 +237,8 @@ export interface PreparedEncode {
   analysisSeconds: number;
   /** With targetSize: the video's share of it, settled before the analysis. */
   budget?: SizeBudget;
+  /** The source's bit depth, colour and HDR metadata (src/media/hdr.ts). */
+  picture: PictureFormat;
 }
 
 /**
@@ -251,8 +257,9 @@ export async function prepareEncode(input: string, output: string, options: Loca
   throwIfAborted(signal);
   // The face models load while the input is probed.
   if (!uniform && !options.plan && analyseHere) preloadModels(analyzeResolved);
-  const info = hooks.info ?? (await probeVideo(input, bins, signal));
+  const [info, picture] = await Promise.all([hooks.info ?? probeVideo(input, bins, signal), probePictureFormat(input, bins, signal)]);
   requireEvenSize(info);
+  refuseUnsupportedHdr(resolved.description, picture);
   if (hooks.sourceFrames && info.pixelFormat !== 'yuv420p') throw new Error(`sourceFrames needs a yuv420p input, not ${info.pixelFormat}`);
   // Streams the output cannot hold are refused now, not after the analysis.
   const tracks = options.videoOnly ? [] : applyAudioChoice(planTracks(info.tracks, container, output), resolved.audio, container, output);
@@ -262,7 +269,7 @@ export async function prepareEncode(input: string, output: string, options: Loca
   let plan: Plan | undefined;
   let analysisSeconds = 0;
   if (!uniform && (options.plan || analyseHere)) ({ plan, analysisSeconds } = await resolvePlan(info, options, analyzeResolved, bins));
-  return { input, output, resolved, container, bins, info, tracks, plan, analysisSeconds, budget };
+  return { input, output, resolved, container, bins, info, tracks, plan, analysisSeconds, budget, picture };
 }
 
 /**
@@ -293,7 +300,7 @@ export async function encodeLocal(prepared: PreparedEncode, options: LocalEncode
           crf,
           rate: ratePass,
           preset,
-          x265Params: encoderParams(description, { zones: plan ? zonesParam(plan.zones) : undefined, expert: expertParams }),
+          x265Params: encoderParams(description, { zones: plan ? zonesParam(plan.zones) : undefined, extra: hdrParams(description, prepared.picture), expert: expertParams }),
           hasSubtitles: info.streams.subtitle > 0,
           tracks,
           encTimeBase: info.timeBase,
@@ -348,6 +355,7 @@ export async function encodeLocal(prepared: PreparedEncode, options: LocalEncode
     strength,
     encoderParams: expertParams,
     plan,
+    picture: await probePictureFormat(output, bins, signal),
     command,
   };
 }
