@@ -179,11 +179,25 @@ describe('rate control: real encodes', () => {
     assert.ok(q.backgroundPsnr < u.backgroundPsnr, 'the background pays for the faces');
   });
 
+  it('--target-size far above what the content can use: stops after two passes and says why (the encoder at its finest quantiser), no wasted correction', async () => {
+    const clip = videoOnly();
+    const r = cli([clip, '-o', join(dir, 'size-ceiling.mp4'), '--target-size', '8MB', '--preset', PRESET, '--force']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /, 2 passes,/);
+    assert.match(r.stderr, /^smaller than asked: the encoder reached its best quality at \d+ kbit\/s of video \(\d+ kbit\/s was offered\)/m);
+    const bytes = statSync(join(dir, 'size-ceiling.mp4')).size;
+    assert.ok(bytes < 8e6 / 3, `${bytes} B`);
+    // The claim holds: the file is at least as large as CRF 0 (near-lossless) makes of the same clip.
+    const crf0 = await encode(clip, join(dir, 'size-ceiling-crf0.mp4'), { crf: 0, preset: PRESET, force: true });
+    assert.ok(bytes >= crf0.bytes, `${bytes} B against CRF 0's ${crf0.bytes} B`);
+  });
+
   it('--target-size on a VFR clip whose video starts late, with AAC and FLAC (ALAC in MP4): no pass crashes, every frame keeps its time, the size holds', async () => {
     const clip = fixture(dir, 'offset.mkv', (out) => offsetClipArgs(3, out));
     const out = join(dir, 'offset-size.mp4');
     const r = await encode(clip, out, { targetSize: '150kB', preset: PRESET, force: true });
     assert.ok(r.bytes <= 150_000 && r.bytes >= 150_000 * 0.97, `${r.bytes} B (${r.passes} passes)`);
+    assert.equal(r.sizeShortfall, undefined);
     assert.deepEqual(frameTimes(out), frameTimes(clip));
   });
 

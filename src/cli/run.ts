@@ -135,6 +135,7 @@ export function runEncode(argv: Record<string, unknown>): Promise<void> {
       bitrateKbps: round(result.bitrateKbps, 1),
       videoBitrateKbps: round(result.videoBitrateKbps, 1),
       ...(result.targetBytes !== undefined ? { targetBytes: result.targetBytes } : {}),
+      ...(result.sizeShortfall ? { sizeShortfall: result.sizeShortfall } : {}),
       ...(result.requestedBitrateKbps !== undefined ? { requestedBitrateKbps: round(result.requestedBitrateKbps, 1) } : {}),
       passes: result.passes,
       frames: result.frames,
@@ -162,6 +163,7 @@ export function runEncode(argv: Record<string, unknown>): Promise<void> {
       const passes = result.passes > 1 ? `, ${result.passes} passes, video ${summary.videoBitrateKbps.toFixed(1)} kbit/s` : '';
       process.stderr.write(`wrote ${output}: ${(result.bytes / 1024).toFixed(1)} KiB${asked}, ${summary.bitrateKbps.toFixed(1)} kbit/s${passes}, ${result.frames} frames, ${result.codec}${paramsText(result.encoderParams)}${pictureText(result.picture)}, roi ${result.roi}, analysis ${summary.analysisSeconds.toFixed(2)} s + encode ${summary.encodeSeconds.toFixed(2)} s\n`);
     }
+    if (!json && result.sizeShortfall) process.stderr.write(`smaller than asked: ${result.sizeShortfall}\n`);
     if (!json && result.target) process.stderr.write(`${(await import('../strategies/face-target-summary.js')).targetSentence(result.target)}\n`);
   });
 }

@@ -90,6 +90,8 @@ export interface LocalEncodeResult {
   passes: number;
   /** With targetSize: the size asked for, in bytes (`bytes` is what came out). */
   targetBytes?: number;
+  /** With targetSize, when the file came out under the window: why (the encoder could not spend more). */
+  sizeShortfall?: string;
   /** With bitrate or targetSize: the video bitrate the last pass asked of x265, kbit/s. */
   requestedBitrateKbps?: number;
   preset: X265Preset;
@@ -350,6 +352,7 @@ export async function encodeLocal(prepared: PreparedEncode, options: LocalEncode
     codec,
     ...(rate.mode === 'crf' ? { crf } : {}),
     ...(rate.mode === 'size' ? { targetBytes: rate.targetBytes } : {}),
+    ...(outcome.sizeShortfall ? { sizeShortfall: outcome.sizeShortfall } : {}),
     ...(outcome.bitrate !== undefined ? { requestedBitrateKbps: outcome.bitrate / 1000 } : {}),
     preset,
     strength,

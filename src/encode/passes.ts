@@ -27,7 +27,20 @@ export interface PassOutcome {
   bitrate?: number;
   /** The command line of the pass that wrote the output. */
   args: string[];
+  /**
+   * With a size: why the file came out under the window, when the encoder could not spend what it
+   * was given (its best quality at this preset fits in less). Absent when the file is in the window.
+   */
+  sizeShortfall?: string;
 }
+
+/**
+ * A second pass whose video fills less than this share of what it was given has reached the
+ * encoder's ceiling: x265 and x264 two-pass land within a few percent of a reachable rate, so a
+ * miss this large means even the finest quantiser fits in less (3 s of the 400x300 talking head is
+ * 385 kB at any rate above about 1 Mbit/s at preset fast) and a corrective pass would only repeat it.
+ */
+export const CEILING_SHARE = 1 / 3;
 
 /**
  * Corrective second passes a size may get: one when the first result misses the window, and a second
@@ -53,12 +66,18 @@ export async function runPasses(rate: RateControl, budget: SizeBudget | undefine
   for (let correction = 1; ; correction++) {
     const fileBytes = (await stat(output)).size;
     if (inSizeWindow(fileBytes, rate.targetBytes)) break;
-    // Under the window after a correction is a smaller file than asked, which the result shows.
-    if (correction > 1 && fileBytes <= rate.targetBytes) break;
+    const videoBytes = await runner.videoBytes(output);
+    if (fileBytes < rate.targetBytes && videoBytes < (bitrate * budget!.durationSeconds) / 8 * CEILING_SHARE) {
+      return { passes, bitrate, args, sizeShortfall: ceilingText(videoBytes, bitrate, budget!.durationSeconds) };
+    }
+    // Under the window after a correction is a smaller file than asked, which the result says.
+    if (correction > 1 && fileBytes <= rate.targetBytes) {
+      return { passes, bitrate, args, sizeShortfall: `the encoder gave ${Math.round((videoBytes * 8) / budget!.durationSeconds / 1000)} kbit/s of video where ${bitrate / 1000} kbit/s was asked, even after a correction` };
+    }
     if (correction > MAX_CORRECTIONS) {
       throw new RoiError('SIZE_MISSED', `the encode came out at ${fileBytes} bytes after ${passes} passes, above the target size of ${rate.targetBytes} bytes; nothing was written`);
     }
-    bitrate = correctedBitrate({ bitrate, fileBytes, videoBytes: await runner.videoBytes(output) }, rate.targetBytes);
+    bitrate = correctedBitrate({ bitrate, fileBytes, videoBytes }, rate.targetBytes);
     // The first pass's stats hold the frames' complexity, not a rate: a second pass at another
     // bitrate reads them as they are.
     args = runner.args(output, ratePass({ bitrate, vbv: rate.vbv }, { number: 2, stats }));
@@ -66,4 +85,9 @@ export async function runPasses(rate: RateControl, budget: SizeBudget | undefine
     passes++;
   }
   return { passes, bitrate, args };
+}
+
+function ceilingText(videoBytes: number, bitrate: number, seconds: number): string {
+  const got = Math.round((videoBytes * 8) / seconds / 1000);
+  return `the encoder reached its best quality at ${got} kbit/s of video (${bitrate / 1000} kbit/s was offered): this content at this preset fits in less, and a larger file would hold nothing more`;
 }

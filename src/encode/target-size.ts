@@ -95,6 +95,8 @@ export interface SizeBudget {
   videoBytes: number;
   /** Its average bitrate over the video's duration, bit/s, whole kbit/s (what x265 takes). */
   videoBitrate: number;
+  /** The duration the bitrates are reckoned over, seconds. */
+  durationSeconds: number;
 }
 
 /**
@@ -120,7 +122,7 @@ export function sizeBudget(targetBytes: number, info: VideoInfo, container: Cont
   if (vbv && videoBitrate > vbv.maxrate) {
     throw new RoiError('SIZE_ABOVE_MAXRATE', `target size ${asked} needs ${formatRate(videoBitrate)} of video, above maxrate ${formatRate(vbv.maxrate)}: lower the size or raise maxrate`, { option: 'targetSize' });
   }
-  return { targetBytes, carriedBytes: carried.bytes, overheadBytes, videoBytes, videoBitrate };
+  return { targetBytes, carriedBytes: carried.bytes, overheadBytes, videoBytes, videoBitrate, durationSeconds: info.durationSeconds };
 }
 
 /** Whether a whole file of `bytes` is inside the window of `targetBytes`. */
