@@ -3,6 +3,7 @@
 // per worker (pools=1, frame-threads=1) so two workers on two cores is a fair test, and the size and
 // face-PSNR cost of chunking against one encode of the same plan. Starts its own redis-server.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -58,6 +59,9 @@ export async function benchDistributed(out: string, head: string): Promise<Recor
     execFileSync('ffmpeg', ['-v', 'error', '-y', '-stream_loop', '-1', '-i', head, '-t', String(seconds), '-an', '-c:v', 'libx264', '-preset', 'veryfast', '-crf', '14', clip]);
   }
   const bins = resolveBinaries();
+  // The bench's own secret (its workers inherit the environment), so it never makes or reads the
+  // user's ~/.config/roi-encoder/secret.
+  process.env.ROI_ENCODER_SECRET ??= randomBytes(32).toString('hex');
   const port = await freePort();
   const url = `redis://127.0.0.1:${port}`;
   const redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] });

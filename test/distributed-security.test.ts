@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, statSync, symlinkSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Job, Queue, Worker } from 'bullmq';
@@ -8,7 +8,7 @@ import { defaultSecretFile, loadSecret } from '../src/distributed/secret.js';
 import { signJob } from '../src/distributed/signing.js';
 import { resolveBinaries } from '../src/media/binaries.js';
 import { probeVideo } from '../src/media/probe.js';
-import { ffmpeg, frameTimes, SAMPLE, workDir } from './helpers.js';
+import { cli, ffmpeg, frameTimes, SAMPLE, workDir } from './helpers.js';
 import { freePort, isolateHome, leftovers, RedisServer, submit, WorkerProcess } from './distributed-helpers.js';
 
 const home = isolateHome('distributed-security');
@@ -218,6 +218,38 @@ describe('signed distributed encodes (real Redis, real worker and submitter proc
     } finally {
       await rogue.close();
       await redis.stop();
+    }
+  });
+});
+
+describe('the secret file', () => {
+  it('a worker refuses a --secret-file that is missing, readable by others or too short, in one line, before connecting', async () => {
+    const port = await freePort();
+    const open = join(dir, 'secret-0644');
+    writeFileSync(open, `${'ab'.repeat(32)}\n`, { mode: 0o644 });
+    chmodSync(open, 0o644);
+    const short = join(dir, 'secret-short');
+    writeFileSync(short, 'too short\n', { mode: 0o600 });
+    for (const [file, expected] of [
+      [join(dir, 'no-such-secret'), /^roi-encode: the secret file .*no-such-secret does not exist \(copy it from the machine whose secret the workers use\)$/],
+      [open, /^roi-encode: the secret file .*secret-0644 can be read by others \(mode 644\); run: chmod 600 .*secret-0644$/],
+      [short, /^roi-encode: the secret in .*secret-short is 9 characters; use at least 16 /],
+    ] as const) {
+      const w = new WorkerProcess(`redis://127.0.0.1:${port}`, ['--secret-file', file, '--root', dir]);
+      assert.equal(await w.exited, 1);
+      assert.equal(w.stderr.trim().split('\n').length, 1, w.stderr);
+      assert.match(w.stderr.trim(), expected);
+      assert.ok(!w.stderr.includes('ab'.repeat(8)), 'the secret is never printed');
+    }
+  });
+
+  it('an encode without --redis refuses --secret-file and --chunk-seconds instead of ignoring them', () => {
+    for (const [flag, value] of [['--secret-file', join(dir, 'any')], ['--chunk-seconds', '5']] as const) {
+      const out = join(dir, `stray${flag}.mp4`);
+      const r = cli([SAMPLE, '-o', out, flag, value, '--roi', 'none']);
+      assert.equal(r.code, 1);
+      assert.equal(r.stderr.trim(), `roi-encode: ${flag} only applies to an encode sent to workers: drop it, or use --redis`);
+      assert.ok(!existsSync(out));
     }
   });
 });

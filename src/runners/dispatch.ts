@@ -1,5 +1,6 @@
 import type { DistributedEncodeOptions } from '../distributed/options.js';
 import { encodeLocal, prepareEncode, resolveEncodeOptions, type EncodeHooks, type LocalEncodeOptions, type LocalEncodeResult } from '../encode/encode.js';
+import { RoiError } from '../media/errors.js';
 import { conflict } from '../media/validate.js';
 import type { FaceTargetOptions, TargetOutcome } from '../strategies/face-target.js';
 
@@ -17,7 +18,12 @@ export interface EncodeResult extends LocalEncodeResult {
 
 /** encode() without a face-quality target, on this machine or on workers; `hooks` are the target's. */
 export async function encodeWith(input: string, output: string, options: EncodeOptions, hooks: EncodeHooks = {}): Promise<EncodeResult> {
-  if (options.redis === undefined) return encodeLocal(await prepareEncode(input, output, options, hooks), options, hooks);
+  if (options.redis === undefined) {
+    // Options that only mean something on workers would otherwise be dropped without a word.
+    const stray = (['secretFile', 'chunkSeconds'] as const).find((name) => options[name] !== undefined);
+    if (stray) throw new RoiError('INVALID_OPTION', `${stray} only applies to an encode sent to workers: drop it, or use redis`, { option: stray });
+    return encodeLocal(await prepareEncode(input, output, options, hooks), options, hooks);
+  }
   const rated = (['bitrate', 'targetSize', 'maxrate', 'bufsize'] as const).find((name) => options[name] !== undefined) ?? (options.audio !== undefined && options.audio !== 'copy' ? 'audio' : undefined);
   if (rated) throw conflict('redis', rated, 'encodes across machines take a CRF for now; a budget shared between chunks is not built yet');
   const { resolveDistributed } = await import('../distributed/submit.js');
