@@ -146,7 +146,7 @@ async function variantCurve(clip: Clip, name: string, plan: Plan, report: Report
 function reportCurve(report: Report, mode: 'uniform' | 'roi'): CurvePoint[] {
   // The grid only: the bitrate-matching extra encode is for the report's side-by-side.
   return report.points.filter((p) => p.mode === mode && !p.matching).map((p) => ({
-    crf: p.crf, kbps: p.bitrateKbps, psnr: p.psnr ?? NaN, facePsnr: p.facePsnr ?? NaN, faceP5: p.facePsnrP5 ?? NaN, faceSsim: p.faceSsim ?? NaN, backgroundPsnr: p.backgroundPsnr ?? NaN, encodeSeconds: p.encodeSeconds,
+    crf: p.crf ?? NaN, kbps: p.bitrateKbps, psnr: p.psnr ?? NaN, facePsnr: p.facePsnr ?? NaN, faceP5: p.facePsnrP5 ?? NaN, faceSsim: p.faceSsim ?? NaN, backgroundPsnr: p.backgroundPsnr ?? NaN, encodeSeconds: p.encodeSeconds,
   }));
 }
 

@@ -42,7 +42,9 @@ export async function main(rawArgs: string[]): Promise<void> {
           .positional('input', { type: 'string', demandOption: true, describe: 'Input video' })
           .option('output', { alias: 'o', type: 'string', describe: 'Report directory to write (index.html, report.json, encodes/)' })
           .example('$0 compare in.mp4 -o report/', 'ROI against uniform x265 at CRF 22, 26, 30, 34')
-          .example('$0 compare in.mp4 -o report/ --crf 24,28,32 --plan plan.json', 'Other CRFs, an existing plan'),
+          .example('$0 compare in.mp4 -o report/ --crf 24,28,32 --plan plan.json', 'Other CRFs, an existing plan')
+          .example('$0 compare in.mp4 -o report/ --bitrates 150k,300k,600k', 'Two-pass at each bitrate: ROI and uniform at the same size')
+          .example('$0 compare in.mp4 -o report/ --codec x264 --baseline x265', 'ROI H.264 against uniform H.264 and HEVC; the page plays the pair'),
       async (argv) => (await handlers()).runCompare(argv),
     )
     .command(

@@ -276,7 +276,7 @@ describe('bitrate matching for the side-by-side', () => {
   });
 
   it('matches against the uniform encode two thirds down the CRF list, never preferring a dearer ROI encode', () => {
-    const point = (crf: number, mode: 'uniform' | 'roi' = 'uniform', bitrateKbps = 100 / crf) => ({ mode, codec: 'hevc' as const, crf, file: `${mode}${crf}`, bytes: 1, videoBytes: 1, bitrateKbps, encodeSeconds: 0, psnr: null, psnrY: null, ssim: null, facePsnr: null, facePsnrY: null, facePsnrP5: null, faceSsim: null, backgroundPsnr: null, backgroundPsnrY: null, backgroundSsim: null, salientPsnr: null, salientPsnrY: null, salientSsim: null, encoder: null, encoderOptions: null, command: null });
+    const point = (crf: number, mode: 'uniform' | 'roi' = 'uniform', bitrateKbps = 100 / crf) => ({ mode, codec: 'hevc' as const, crf, targetBitrateKbps: null, file: `${mode}${crf}`, bytes: 1, videoBytes: 1, bitrateKbps, encodeSeconds: 0, psnr: null, psnrY: null, ssim: null, facePsnr: null, facePsnrY: null, facePsnrP5: null, faceSsim: null, backgroundPsnr: null, backgroundPsnrY: null, backgroundSsim: null, salientPsnr: null, salientPsnrY: null, salientSsim: null, encoder: null, encoderOptions: null, command: null });
     assert.equal(showcaseUniform([22, 26, 30, 34].map((c) => point(c))).crf, 30);
     assert.equal(showcaseUniform([24, 32].map((c) => point(c))).crf, 32);
     const uniform = point(30, 'uniform', 100);
@@ -343,7 +343,7 @@ describe('compare on a short sample (CLI, real encodes)', () => {
     for (const p of report.points) {
       assert.equal(p.encoder, report.tools.x265, p.file);
       // x265's own record of what it ran: the CRF asked for, and adaptive quantisation on (ROI needs it).
-      assert.match(p.encoderOptions!, new RegExp(`\\bcrf=${p.crf.toFixed(1)}\\b`), p.file);
+      assert.match(p.encoderOptions!, new RegExp(`\\bcrf=${p.crf!.toFixed(1)}\\b`), p.file);
       assert.match(p.encoderOptions!, /\baq-mode=2\b/, p.file);
       assert.match(p.command!, /^ffmpeg .*-c:v libx265 .*-crf \S+ .*-x265-params \S*aq-mode=2/, p.file);
     }
@@ -371,6 +371,14 @@ describe('compare on a short sample (CLI, real encodes)', () => {
     if (roi.matching) assert.equal(roi.matching, uniform.file);
     // The face is visibly better at the same size: that is what the crops show.
     assert.ok(roi.facePsnr! > uniform.facePsnr! + 0.5, `face ${roi.facePsnr} vs ${uniform.facePsnr}`);
+    // The headline's same-size pair is this one, its differences measured on the two files.
+    assert.equal(report.sameSize.length, 1);
+    const same = report.sameSize[0]!;
+    assert.deepEqual([same.uniform, same.roi], [uniform.file, roi.file]);
+    assert.ok(Math.abs(same.facePsnr! - (roi.facePsnr! - uniform.facePsnr!)) < 0.01);
+    assert.ok(same.backgroundPsnr! < 0, `background ${same.backgroundPsnr} dB`);
+    // HEVC: no browser here plays it, so the page links the files instead of embedding them.
+    assert.equal(report.matched.video, 'not web-playable');
   });
 
   it('full PSNR agrees with ffmpeg’s psnr filter run on its own', () => {
@@ -400,7 +408,7 @@ describe('compare on a short sample (CLI, real encodes)', () => {
     const t = target[0]!;
     const u = report.points.find((p) => p.mode === 'uniform' && p.crf === 26 && !p.matching)!;
     assert.equal(t.target!.matchCrf, 26);
-    assert.ok(t.crf > 26, `chosen CRF ${t.crf}`);
+    assert.ok(t.crf! > 26, `chosen CRF ${t.crf}`);
     assert.ok(t.facePsnr! >= u.facePsnr! - 0.3, `faces ${t.facePsnr} dB vs uniform ${u.facePsnr} dB`);
     assert.ok(t.videoBytes < u.videoBytes, `${t.videoBytes} vs ${u.videoBytes} bytes`);
     // Not a curve point: the BD-rates come from the grid alone.
@@ -428,6 +436,8 @@ describe('compare on a short sample (CLI, real encodes)', () => {
     const images = await page.$$eval('img', (imgs) => imgs.map((i) => (i as unknown as { naturalWidth: number }).naturalWidth));
     assert.ok(images.length >= 7 && images.every((w) => w > 0), `images ${images}`);
     const text = await page.textContent('body');
+    assert.match(text ?? '', /At the same file size: faces \+\d+\.\d\d dB PSNR and \+0\.\d{4} SSIM, the rest of the frame \u2212\d+\.\d\d dB PSNR \(ROI spending \d+\.\d% of uniform's bits\)/);
+    assert.equal(await page.$$eval('video', (v) => v.length), 0, 'HEVC is not embedded as video');
     assert.match(text ?? '', /smaller at the same face quality \(PSNR\)/);
     assert.match(text ?? '', /at the same face quality \(Y-PSNR\)/);
     assert.match(text ?? '', /face \u22122, background \+4 \(keyframes at most 0\)/);

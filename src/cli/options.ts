@@ -36,6 +36,7 @@ export const CLI_FLAGS: Record<string, string> = {
   plan: '--plan',
   crf: '--crf',
   crfs: '--crf',
+  bitrates: '--bitrates',
   preset: '--preset',
   strength: '--strength',
   baseline: '--baseline',
@@ -166,7 +167,9 @@ export const workerOptions = (y: Argv) =>
 export const compareOptions = (y: Argv) =>
   y
     .option('crf', { type: 'string', requiresArg: true, defaultDescription: HELP_DEFAULTS.compareCrfs, describe: 'Comma-separated CRFs of the rate points' })
-    .option('baseline', { type: 'string', describe: 'x264: also encode uniform H.264 at the same CRFs' })
+    .option('bitrates', { type: 'string', requiresArg: true, describe: 'Comma-separated video bitrates instead of CRFs (150k,300k,600k): every mode two-pass at each, so ROI and uniform pair at the same size' })
+    .option('codec', { type: 'string', requiresArg: true, defaultDescription: 'x265', describe: 'x265 (HEVC) or x264 (H.264: the report then plays the pair)' })
+    .option('baseline', { type: 'string', requiresArg: true, describe: 'x264 or x265: also encode uniform in the other encoder at the same rate points' })
     .option('plan', { type: 'string', describe: 'Use this plan (from analyze) instead of analysing' })
     .option('preset', { type: 'string', defaultDescription: HELP_DEFAULTS.preset, describe: presetHelp })
     .option('strength', { type: 'number', requiresArg: true, defaultDescription: String(HELP_DEFAULTS.strength), describe: 'Scales all QP offsets: 0 uniform, 1 as planned, 2 twice as strong' })

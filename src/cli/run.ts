@@ -176,6 +176,8 @@ export function runCompare(argv: Record<string, unknown>): Promise<void> {
       ...analysisArgs(argv),
       plan: argv.plan as string | undefined,
       crfs: argv.crf as string | undefined,
+      bitrates: argv.bitrates as string | undefined,
+      codec: argv.codec as string | undefined,
       baseline: argv.baseline as string | undefined,
       preset: argv.preset as string | undefined,
       strength: argv.strength as number | undefined,

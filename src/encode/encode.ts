@@ -213,13 +213,17 @@ export function resolveEncodeOptions(options: LocalEncodeOptions) {
   const preset = expectOneOf('preset', options.preset ?? ENCODE_DEFAULTS.preset, X265_PRESETS);
   const strength = expectNumber('strength', options.strength ?? ENCODE_DEFAULTS.strength, 0, 4);
   const expertParams = resolveEncoderParams(description, options, { vbvOwned: rate.vbv !== undefined });
-  // A fresh plan gets the codec's own default offsets; given ones (or a given plan) stand.
-  const analyzeResolved = resolveAnalyzeOptions({ ...description.defaultOffsets, ...withoutUndefined(options), roi: uniform ? 'faces' : options.roi });
+  const analyzeResolved = resolveAnalyzeOptions({ ...codecAnalyzeOptions(description, options), roi: uniform ? 'faces' : options.roi });
   const audio = parseAudio(options.audio);
   return { codec, description, uniform, crf, rate, audio, preset, strength, expertParams, analyzeResolved };
 }
 
 export type ResolvedEncodeOptions = ReturnType<typeof resolveEncodeOptions>;
+
+/** The analysis options with the codec's default offsets where none are given (a given plan's stand). */
+export function codecAnalyzeOptions<T extends object>(description: CodecDescription, options: T): Partial<T> {
+  return { ...description.defaultOffsets, ...withoutUndefined(options) };
+}
 
 /** The options that are set (a spread of `{ faceQpOffset: undefined }` would hide a default). */
 function withoutUndefined<T extends object>(options: T): Partial<T> {

@@ -14,7 +14,7 @@ export interface SeriesPoint {
 const WIDTH = 360;
 const HEIGHT = 240;
 /** Mode colours, fixed so every chart (and the page's table) agrees. */
-export const MODE_COLOURS: Record<string, string> = { uniform: '#7f7f7f', roi: '#d62728', x264: '#1f77b4' };
+export const MODE_COLOURS: Record<string, string> = { uniform: '#7f7f7f', roi: '#d62728', x264: '#1f77b4', x265: '#2ca02c' };
 const FALLBACK = ['#2ca02c', '#9467bd', '#8c564b'];
 
 export async function renderSvg(spec: TopLevelSpec): Promise<string> {

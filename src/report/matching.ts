@@ -1,5 +1,5 @@
 import { RoiError } from '../media/errors.js';
-import type { ReportPoint } from './report-schema.js';
+import type { Report, ReportPoint } from './report-schema.js';
 
 /*
  * Bitrate matching for the report's side-by-side: which uniform encode to show, which ROI encode
@@ -13,11 +13,12 @@ export const MATCH_TARGET = 0.98;
 export const MATCH_ATTEMPTS = 2;
 
 /**
- * The uniform encode the side-by-side is matched against: two thirds of the way down the CRF list
- * (CRF 30 of 22–34), a low-to-mid rate where compression shows but the picture is still usable.
+ * The uniform encode the side-by-side is matched against: two thirds of the way down the rate
+ * points from the dearest (CRF 30 of 22–34; 300k of 150k,300k,600k,1200k), a low-to-mid rate where
+ * compression shows but the picture is still usable.
  */
 export function showcaseUniform(points: ReportPoint[]): ReportPoint {
-  const uniform = points.filter((p) => p.mode === 'uniform').sort((a, b) => a.crf - b.crf);
+  const uniform = points.filter((p) => p.mode === 'uniform').sort((a, b) => b.bitrateKbps - a.bitrateKbps);
   const pick = uniform[Math.floor((uniform.length * 2) / 3)] ?? uniform.at(-1);
   if (!pick) throw new RoiError('NO_POINTS', 'a comparison needs uniform encodes');
   return pick;
@@ -45,6 +46,27 @@ export const isMatched = (uniform: { bitrateKbps: number }, roi: { bitrateKbps: 
   const ratio = roi.bitrateKbps / uniform.bitrateKbps;
   return ratio >= MATCH_RANGE[0] && ratio <= MATCH_RANGE[1];
 };
+
+/**
+ * ROI against uniform at (about) the same size: the differences a viewer would see, ROI minus
+ * uniform (report.json's sameSize).
+ */
+export function sameSizeDelta(uniform: ReportPoint, roi: ReportPoint): Report['sameSize'][number] {
+  const diff = (key: 'facePsnr' | 'faceSsim' | 'backgroundPsnr' | 'psnr', digits: number) => {
+    const a = roi[key];
+    const b = uniform[key];
+    return a === null || b === null ? null : Math.round((a - b) * 10 ** digits) / 10 ** digits;
+  };
+  return {
+    uniform: uniform.file,
+    roi: roi.file,
+    bitrateRatio: Math.round((roi.videoBytes / uniform.videoBytes) * 1e4) / 1e4,
+    facePsnr: diff('facePsnr', 2),
+    faceSsim: diff('faceSsim', 4),
+    backgroundPsnr: diff('backgroundPsnr', 2),
+    psnr: diff('psnr', 2),
+  };
+}
 
 /** A CRF search step goes at most this far from the nearest encode: bitrate is only log-linear locally. */
 const MAX_CRF_STEP = 4;

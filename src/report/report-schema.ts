@@ -11,9 +11,14 @@ import { z } from 'zod';
 // 3: bitrates from the video stream's packets (videoBytes) rather than file sizes; Y-PSNR (per-frame
 //    mean of luma PSNR) beside the pooled YUV PSNR, with BD-rates; tools (ffmpeg, x265, x264
 //    versions); each encode's encoder, encoderOptions and command.
-export const REPORT_VERSION = 3;
+// 4: rate points at bitrates (two-pass; settings.bitratesKbps, a point's targetBitrateKbps, crf null),
+//    the codec of the ROI and uniform encodes (settings.codec), a baseline in the other codec
+//    ('x264' or 'x265'; bdRateVsBaseline replaces bdRateVsX264), the same-size pairs (sameSize) and
+//    the matched pair's playable video (matched.video).
+export const REPORT_VERSION = 4;
 
-export const COMPARE_MODES = ['uniform', 'roi', 'x264'] as const;
+/** uniform and roi are in settings.codec; x264 and x265 are the uniform baseline in that encoder. */
+export const COMPARE_MODES = ['uniform', 'roi', 'x264', 'x265'] as const;
 export type CompareMode = (typeof COMPARE_MODES)[number];
 
 const quality = z.number().nullable();
@@ -21,8 +26,10 @@ const quality = z.number().nullable();
 export const reportPointSchema = z.object({
   mode: z.enum(COMPARE_MODES),
   codec: z.enum(['hevc', 'h264']),
-  /** x265/x264 CRF; fractional for the encode that matches a uniform bitrate. */
-  crf: z.number().min(0).max(51),
+  /** x265/x264 CRF; fractional for the encode that matches a uniform bitrate; null for a two-pass point. */
+  crf: z.number().min(0).max(51).nullable(),
+  /** The average video bitrate a two-pass point asked for, kbit/s; null for a CRF point. */
+  targetBitrateKbps: z.number().positive().nullable(),
   /** Path relative to the report directory. */
   file: z.string(),
   /** Size of the file, container included. */
@@ -76,7 +83,7 @@ export const reportSchema = z.object({
   version: z.literal(REPORT_VERSION),
   generator: z.object({ name: z.string(), version: z.string() }),
   createdAt: z.string(),
-  /** Versions of the tools that made the encodes (x264 null without --baseline x264). */
+  /** Versions of the tools that made the encodes (null for an encoder no encode used). */
   tools: z.object({ ffmpeg: z.string(), x265: z.string().nullable(), x264: z.string().nullable() }),
   input: z.object({
     path: z.string(),
@@ -89,10 +96,15 @@ export const reportSchema = z.object({
     bytes: z.number().int().nonnegative(),
   }),
   settings: z.object({
+    /** The ROI and uniform encodes' encoder. */
+    codec: z.enum(['x265', 'x264']),
+    /** The rate points: CRFs, or average bitrates in kbit/s (two-pass); the other list is empty. */
     crfs: z.array(z.number()),
+    bitratesKbps: z.array(z.number()),
     preset: z.string(),
     strength: z.number(),
-    baseline: z.enum(['x264']).nullable(),
+    /** Uniform encodes in the other encoder at the same rate points, or null. */
+    baseline: z.enum(['x264', 'x265']).nullable(),
     faceQpOffset: z.number().nullable(),
     backgroundQpOffset: z.number().nullable(),
     /** With saliency analysis; null without. */
@@ -111,12 +123,36 @@ export const reportSchema = z.object({
     segments: z.number().int().positive(),
   }),
   points: z.array(reportPointSchema).min(2),
-  /** ROI against uniform HEVC. */
+  /** ROI against uniform in the same encoder. */
   bdRate: bdSchema,
-  /** ROI HEVC against uniform H.264, with --baseline x264. */
-  bdRateVsX264: bdSchema.nullable(),
+  /** ROI against the baseline (uniform in the other encoder), or null without one. */
+  bdRateVsBaseline: bdSchema.nullable(),
+  /**
+   * ROI against uniform at the same size, what the headline says: with bitrates, one pair per
+   * bitrate; with CRFs, the matched pair. Differences are ROI minus uniform, in dB (PSNR) or SSIM
+   * units; the rest of the frame is the background (outside faces, salient regions and margins).
+   */
+  sameSize: z.array(z.object({
+    uniform: z.string(),
+    roi: z.string(),
+    /** ROI's video bytes over uniform's. */
+    bitrateRatio: z.number().positive(),
+    facePsnr: quality,
+    faceSsim: quality,
+    backgroundPsnr: quality,
+    psnr: quality,
+  })),
   /** The uniform and ROI encodes at matched bitrate: the crops and the over-time chart use them. */
-  matched: z.object({ uniform: z.string(), roi: z.string(), frame: z.number().int().nonnegative() }),
+  matched: z.object({
+    uniform: z.string(),
+    roi: z.string(),
+    frame: z.number().int().nonnegative(),
+    /**
+     * Whether index.html embeds the pair as playable video: 'embedded' (H.264, which browsers play),
+     * 'too large' (over the embedding limit: the files are linked), or 'not web-playable' (HEVC).
+     */
+    video: z.enum(['embedded', 'too large', 'not web-playable']),
+  }),
   /** Face PSNR of every frame per encode file (null where there is no face, or where it is infinite: identical pixels). */
   perFrame: z.object({ time: z.array(z.number()), facePsnr: z.record(z.string(), z.array(quality)) }),
   files: z.object({ html: z.string(), json: z.string(), encodes: z.string() }),

@@ -1,9 +1,11 @@
-import { writeFile, mkdir, rm, stat } from 'node:fs/promises';
+import { readFile, writeFile, mkdir, rm, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { analyzeProbed, resolveAnalyzeOptions, type AnalyzeOptions } from '../analysis/analyze.js';
 import type { Box } from '../analysis/boxes.js';
 import { RoiError, throwIfAborted } from '../media/errors.js';
-import { requireEvenSize } from '../encode/encode.js';
+import { codecAnalyzeOptions, requireEvenSize } from '../encode/encode.js';
+import { CODECS, codecFor } from '../encode/codec.js';
+import { formatRate, parseRate } from '../encode/rate-control.js';
 import { encode } from './encode.js';
 import { X265_PRESETS } from '../encode/argv.js';
 import { ffmpegCapabilities, requireEncoder, resolveBinaries } from '../media/binaries.js';
@@ -11,11 +13,11 @@ import { checkOutputDir, writeDirAtomically } from '../media/output-file.js';
 import { probeVideo, videoStreamBytes } from '../media/probe.js';
 import { planToJson, readPlan, validatePlan, type Plan } from '../plan/plan.js';
 import type { ProgressListener } from '../media/progress.js';
-import { expectNumber, expectOneOf, invalid } from '../media/validate.js';
+import { conflict, expectNumber, expectOneOf, invalid } from '../media/validate.js';
 import { VERSION } from '../media/version.js';
 import { bdRate } from '../report/bdrate.js';
 import { readEncoderInfo } from '../report/encoder-info.js';
-import { crfForBitrate, isMatched, MATCH_ATTEMPTS, MATCH_TARGET, matchFor, showcaseUniform } from '../report/matching.js';
+import { crfForBitrate, isMatched, MATCH_ATTEMPTS, MATCH_TARGET, matchFor, sameSizeDelta, showcaseUniform } from '../report/matching.js';
 import { renderHtml, type ReportImages } from '../report/html.js';
 import { relieveKeyframes } from '../encode/keyframes.js';
 import { cropImage, extractFrame, cropAround, heatmapImage, heatmapLegend, texturedPatch } from '../report/images.js';
@@ -25,8 +27,18 @@ import { finiteOrNull, REPORT_VERSION, type CompareMode, type Report, type Repor
 export interface CompareOptions extends Omit<AnalyzeOptions, 'onProgress'> {
   /** CRFs of the rate points. Default [22, 26, 30, 34]. */
   crfs?: number[] | string;
-  /** Also encode uniform H.264 (libx264) at the same CRFs: what most people ship today. */
-  baseline?: 'x264' | 'none' | string;
+  /**
+   * Average video bitrates of the rate points instead of CRFs ('150k,300k,600k', or bit/s numbers):
+   * every mode is encoded two-pass at each, so ROI and uniform pair at the same size.
+   */
+  bitrates?: (number | string)[] | string;
+  /** The encoder of the ROI and uniform encodes: 'x265' (HEVC, default) or 'x264' (H.264, which browsers play). */
+  codec?: 'x265' | 'x264' | string;
+  /**
+   * Also encode uniform in the other encoder at the same rate points: 'x264' (what most people ship
+   * today) beside x265, or 'x265' beside x264.
+   */
+  baseline?: 'x264' | 'x265' | 'none' | string;
   /** A plan for the ROI encodes instead of a fresh analysis (a Plan or a path). */
   plan?: Plan | string;
   preset?: string;
@@ -42,7 +54,12 @@ export interface CompareOptions extends Omit<AnalyzeOptions, 'onProgress'> {
   onProgress?: ProgressListener;
 }
 
-export const COMPARE_DEFAULTS = { crfs: [22, 26, 30, 34], preset: 'medium', strength: 1 };
+export const COMPARE_DEFAULTS = { crfs: [22, 26, 30, 34], preset: 'medium', strength: 1, codec: 'x265' as const };
+/**
+ * index.html embeds the matched H.264 pair as playable video up to this many bytes together
+ * (base64 adds a third): a page of a few tens of megabytes still opens at once; larger pairs are linked.
+ */
+export const VIDEO_EMBED_LIMIT = 24e6;
 /** A file in the report directory that marks it as ours (see checkOutputDir). */
 const REPORT_JSON = 'report.json';
 
@@ -54,9 +71,24 @@ export function parseCrfs(value: CompareOptions['crfs']): number[] {
   return crfs;
 }
 
+/** The rate points as bit/s, at least two different ones (BD-rate needs a curve). */
+export function parseBitrates(value: CompareOptions['bitrates']): number[] {
+  const list = Array.isArray(value) ? value : String(value).split(',').map((s) => s.trim());
+  const rates = [...new Set(list.map((v) => parseRate('bitrates', v)))].sort((a, b) => a - b);
+  if (rates.length < 2) throw invalid('at least two different bitrates (BD-rate needs a curve), e.g. 150k,300k,600k', 'bitrates', value);
+  return rates;
+}
+
+/** A rate point: a CRF, or an average bitrate in bit/s (two-pass). */
+type Rate = { crf: number; bitrate?: undefined } | { bitrate: number; crf?: undefined };
+
+const rateLabel = (rate: Rate) => (rate.bitrate === undefined ? `crf ${rate.crf}` : formatRate(rate.bitrate));
+/** 'crf26' or '300k' in file names. */
+const rateTag = (rate: Rate) => (rate.bitrate === undefined ? `crf${rate.crf}` : `${Math.round(rate.bitrate / 1000)}k`);
+
 interface Job {
   mode: CompareMode;
-  crf: number;
+  rate: Rate;
   file: string;
   /** Set on the extra ROI encode made to match this uniform file's bitrate. */
   matching?: string;
@@ -65,22 +97,28 @@ interface Job {
 }
 
 /**
- * Encodes the input uniformly and with ROI at several CRFs (and optionally with x264), measures
- * every encode against the source, and writes `outputDir/` with index.html, report.json, plan.json
+ * Encodes the input uniformly and with ROI in one encoder at several CRFs or bitrates (and
+ * optionally uniform in the other encoder), measures every encode against the source, and writes `outputDir/` with index.html, report.json, plan.json
  * and encodes/. The directory appears only when everything succeeded.
  */
 export async function compare(input: string, outputDir: string, options: CompareOptions = {}): Promise<Report> {
-  const crfs = parseCrfs(options.crfs);
-  const baseline = expectOneOf('baseline', options.baseline ?? 'none', ['none', 'x264'] as const);
+  if (options.crfs !== undefined && options.bitrates !== undefined) throw conflict('crfs', 'bitrates', 'the rate points are CRFs or bitrates');
+  const bitrates = options.bitrates === undefined ? [] : parseBitrates(options.bitrates);
+  const crfs = bitrates.length ? [] : parseCrfs(options.crfs);
+  const rates: Rate[] = bitrates.length ? bitrates.map((bitrate) => ({ bitrate })) : crfs.map((crf) => ({ crf }));
+  const codec = expectOneOf('codec', options.codec ?? COMPARE_DEFAULTS.codec, CODECS);
+  const baseline = expectOneOf('baseline', options.baseline ?? 'none', ['none', 'x264', 'x265'] as const);
+  if (baseline === codec) throw new RoiError('INVALID_OPTION', `baseline ${baseline} is what the uniform encodes already are with codec ${codec}: drop it, or give the other encoder`, { option: 'baseline' });
   const preset = expectOneOf('preset', options.preset ?? COMPARE_DEFAULTS.preset, X265_PRESETS);
   const strength = expectNumber('strength', options.strength ?? COMPARE_DEFAULTS.strength, 0, 4);
   const matchCrf = options.matchCrf === undefined ? undefined : expectNumber('matchCrf', options.matchCrf, 0, 51);
-  const analyzeResolved = resolveAnalyzeOptions(options);
+  // A fresh plan gets the codec's own default offsets, as encode's does.
+  const analyzeResolved = resolveAnalyzeOptions(codecAnalyzeOptions(codecFor(codec), options));
   const bins = resolveBinaries(options);
   const { signal, onProgress } = options;
   await checkOutputDir(outputDir, { force: options.force, inputs: [input], marker: REPORT_JSON, what: 'report directory' });
-  await requireEncoder(bins.ffmpeg, 'libx265');
-  if (baseline === 'x264') await requireEncoder(bins.ffmpeg, 'libx264');
+  await requireEncoder(bins.ffmpeg, codecFor(codec).encoder);
+  if (baseline !== 'none') await requireEncoder(bins.ffmpeg, codecFor(baseline).encoder);
   throwIfAborted(signal);
   const info = await probeVideo(input, bins, signal);
   requireEvenSize(info);
@@ -102,8 +140,9 @@ export async function compare(input: string, outputDir: string, options: Compare
   return writeDirAtomically(outputDir, async (dir) => {
     await mkdir(join(dir, 'encodes'));
     await writeFile(join(dir, 'plan.json'), planToJson(plan));
-    const modes: CompareMode[] = ['uniform', 'roi', ...(baseline === 'x264' ? (['x264'] as const) : [])];
-    const jobs: Job[] = crfs.flatMap((crf) => modes.map((mode) => ({ mode, crf, file: join('encodes', `${mode}-crf${crf}.mp4`) })));
+    const modes: CompareMode[] = ['uniform', 'roi', ...(baseline === 'none' ? [] : [baseline])];
+    const jobs: Job[] = rates.flatMap((rate) => modes.map((mode) => ({ mode, rate, file: join('encodes', `${mode}-${rateTag(rate)}.mp4`) })));
+    const codecOf = (mode: CompareMode) => (mode === 'x264' || mode === 'x265' ? mode : codec);
     const points: ReportPoint[] = [];
     const perFrame: Record<string, (number | null)[]> = {};
     const qualities = new Map<string, QualityResult>();
@@ -112,10 +151,11 @@ export async function compare(input: string, outputDir: string, options: Compare
       const r = await encode(input, join(dir, job.file), {
         ...options,
         roi: job.mode === 'roi' ? 'faces' : 'none',
-        codec: job.mode === 'x264' ? 'x264' : 'x265',
+        codec: codecOf(job.mode),
         plan: job.mode === 'roi' ? plan : undefined,
-        // compare's own matchCrf is for its one target encode; every other encode is at its CRF.
-        crf: job.matchCrf === undefined ? job.crf : undefined,
+        // compare's own matchCrf is for its one target encode; every other encode is at its rate point.
+        crf: job.matchCrf === undefined ? job.rate.crf : undefined,
+        bitrate: job.matchCrf === undefined ? job.rate.bitrate : undefined,
         matchCrf: job.matchCrf,
         preset,
         strength,
@@ -132,8 +172,9 @@ export async function compare(input: string, outputDir: string, options: Compare
       perFrame[job.file] = q.facePsnrPerFrame.map((v) => finiteOrNull(v, 2));
       return {
         mode: job.mode,
-        codec: job.mode === 'x264' ? 'h264' : 'hevc',
-        crf: r.crf ?? job.crf,
+        codec: codecOf(job.mode) === 'x264' ? 'h264' : 'hevc',
+        crf: r.crf ?? job.rate.crf ?? null,
+        targetBitrateKbps: job.rate.bitrate === undefined ? null : job.rate.bitrate / 1000,
         file: job.file,
         bytes: r.bytes,
         videoBytes: stream.bytes,
@@ -159,19 +200,20 @@ export async function compare(input: string, outputDir: string, options: Compare
         ...(r.target && job.matchCrf !== undefined ? { target: { matchCrf: job.matchCrf, referenceFacePsnr: finiteOrNull(r.target.targetFacePsnr), met: r.target.met } } : {}),
       };
     };
-    for (const [i, job] of jobs.entries()) points.push(await runJob(job, `${job.mode} crf ${job.crf} (${i + 1}/${jobs.length})`));
+    for (const [i, job] of jobs.entries()) points.push(await runJob(job, `${job.mode} ${rateLabel(job.rate)} (${i + 1}/${jobs.length})`));
 
-    // The side-by-side needs ROI and uniform at the same bitrate. Grid CRFs rarely give that (ROI
-    // at a CRF spends a few percent more or less than uniform), so one or two extra ROI encodes
-    // search for the CRF that does, at a low-to-mid rate where compression shows.
+    // The side-by-side needs ROI and uniform at the same bitrate. At bitrates the grid gives that.
+    // Grid CRFs rarely do (ROI at a CRF spends a few percent more or less than uniform), so one or
+    // two extra ROI encodes search for the CRF that does, at a low-to-mid rate where compression shows.
     const target = showcaseUniform(points);
     const tried: ReportPoint[] = [];
-    let chosen = matchFor(target, points);
-    for (let attempt = 0; attempt < MATCH_ATTEMPTS && !isMatched(target, chosen); attempt++) {
-      const known = [...points, ...tried].filter((p) => p.mode === 'roi');
+    const gridRoi = (uniform: ReportPoint) => points.find((p) => p.mode === 'roi' && p.targetBitrateKbps === uniform.targetBitrateKbps)!;
+    let chosen = bitrates.length ? gridRoi(target) : matchFor(target, points);
+    for (let attempt = 0; !bitrates.length && attempt < MATCH_ATTEMPTS && !isMatched(target, chosen); attempt++) {
+      const known = [...points, ...tried].filter((p) => p.mode === 'roi').map((p) => ({ crf: p.crf!, bitrateKbps: p.bitrateKbps }));
       const crf = crfForBitrate(known, target.bitrateKbps * MATCH_TARGET);
       if (known.some((p) => p.crf === crf)) break;
-      const job: Job = { mode: 'roi', crf, file: join('encodes', `roi-crf${crf}-matching-uniform-crf${target.crf}.mp4`), matching: target.file };
+      const job: Job = { mode: 'roi', rate: { crf }, file: join('encodes', `roi-crf${crf}-matching-uniform-crf${target.crf}.mp4`), matching: target.file };
       tried.push(await runJob(job, `roi crf ${crf}, matching the bitrate of uniform crf ${target.crf} (try ${attempt + 1} of at most ${MATCH_ATTEMPTS})`));
       chosen = matchFor(target, [...points, ...tried]);
     }
@@ -186,7 +228,7 @@ export async function compare(input: string, outputDir: string, options: Compare
 
     if (matchCrf !== undefined) {
       const file = join('encodes', `roi-match-crf${matchCrf}.mp4`);
-      points.push(await runJob({ mode: 'roi', crf: matchCrf, file, matchCrf }, `roi, faces as good as uniform crf ${matchCrf}`));
+      points.push(await runJob({ mode: 'roi', rate: { crf: matchCrf }, file, matchCrf }, `roi, faces as good as uniform crf ${matchCrf}`));
     }
 
     const bdOf = (anchor: CompareMode, test: CompareMode) => {
@@ -206,8 +248,17 @@ export async function compare(input: string, outputDir: string, options: Compare
     };
 
     const matched = { uniform: target, roi: chosen };
+    // At bitrates every grid pair is at the same size; at CRFs the matched pair is.
+    const grid = points.filter((p) => !p.matching && !p.target);
+    const sameSize = bitrates.length
+      ? grid.filter((p) => p.mode === 'uniform').sort((a, b) => a.targetBitrateKbps! - b.targetBitrateKbps!).map((u) => sameSizeDelta(u, gridRoi(u)))
+      : [sameSizeDelta(target, chosen)];
     const frame = showcaseFrame(plan);
     const images = await reportImages(input, dir, plan, frame, matched, strength, bins, signal);
+    // Browsers play H.264, not HEVC (Chromium: "no supported streams"), so only an x264 pair plays in the page.
+    const pairBytes = matched.uniform.bytes + matched.roi.bytes;
+    const video = codec !== 'x264' ? 'not web-playable' : pairBytes > VIDEO_EMBED_LIMIT ? 'too large' : 'embedded';
+    if (video === 'embedded') images.videos = { uniform: await readFile(join(dir, matched.uniform.file)), roi: await readFile(join(dir, matched.roi.file)) };
     const report: Report = {
       version: REPORT_VERSION,
       generator: { name: 'roi-encoder', version: VERSION },
@@ -228,10 +279,12 @@ export async function compare(input: string, outputDir: string, options: Compare
         bytes: inputBytes,
       },
       settings: {
+        codec,
         crfs,
+        bitratesKbps: bitrates.map((b) => b / 1000),
         preset,
         strength,
-        baseline: baseline === 'x264' ? 'x264' : null,
+        baseline: baseline === 'none' ? null : baseline,
         faceQpOffset: typeof plan.settings.faceQpOffset === 'number' ? plan.settings.faceQpOffset : null,
         backgroundQpOffset: typeof plan.settings.backgroundQpOffset === 'number' ? plan.settings.backgroundQpOffset : null,
         saliencyQpOffset: typeof plan.settings.saliencyQpOffset === 'number' ? plan.settings.saliencyQpOffset : null,
@@ -247,8 +300,9 @@ export async function compare(input: string, outputDir: string, options: Compare
       },
       points,
       bdRate: bdOf('uniform', 'roi'),
-      bdRateVsX264: baseline === 'x264' ? bdOf('x264', 'roi') : null,
-      matched: { uniform: matched.uniform.file, roi: matched.roi.file, frame },
+      bdRateVsBaseline: baseline === 'none' ? null : bdOf(baseline, 'roi'),
+      sameSize,
+      matched: { uniform: matched.uniform.file, roi: matched.roi.file, frame, video },
       perFrame: { time: Array.from(info.frameTimes, (t) => Math.round(t * 1e4) / 1e4), facePsnr: perFrame },
       files: { html: 'index.html', json: REPORT_JSON, encodes: 'encodes' },
     };
