@@ -52,7 +52,7 @@ describe('compare --codec x264 --bitrates 30k,60k --baseline x265 (CLI, real enc
   let browser: Browser;
 
   before(async () => {
-    const r = cli(['compare', short, '-o', out, '--codec', 'x264', '--bitrates', '30k,60k', '--baseline', 'x265']);
+    const r = cli(['compare', short, '-o', out, '--codec', 'x264', '--bitrates', '30k,60k', '--baseline', 'x265', '--x264-params', 'keyint=50']);
     assert.equal(r.code, 0, r.stderr);
     summary = r.stdout;
     report = reportSchema.parse(JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')));
@@ -68,12 +68,18 @@ describe('compare --codec x264 --bitrates 30k,60k --baseline x265 (CLI, real enc
     assert.deepEqual(report.points.map((p) => `${p.mode}:${p.codec}:${p.targetBitrateKbps}`).sort(), ['roi:h264:30', 'roi:h264:60', 'uniform:h264:30', 'uniform:h264:60', 'x265:hevc:30', 'x265:hevc:60']);
     for (const p of report.points) {
       assert.equal(p.crf, null, p.file);
+      // What the file is, as probed on it: 8-bit SDR like the source.
+      assert.deepEqual([p.picture?.bitDepth, p.picture?.dynamicRange, p.picture?.pixelFormat], [8, 'sdr', 'yuv420p'], p.file);
       if (p.codec === 'h264') {
-        // x264's own record of its rate control: the second pass of a two-pass encode at the asked rate.
+        // x264's own record of its rate control: the second pass of a two-pass encode at the asked rate,
+        // and the expert's keyint, which only the x264 encodes were given.
         assert.match(p.encoderOptions!, new RegExp(`\\brc=2pass\\b.*\\bbitrate=${p.targetBitrateKbps}\\b`), p.file);
+        assert.match(p.encoderOptions!, / keyint=50 /, p.file);
+        assert.deepEqual(p.encoderParams, { keyint: '50' }, p.file);
         assert.ok(Math.abs(p.bitrateKbps / p.targetBitrateKbps! - 1) < 0.15, `${p.file}: ${p.bitrateKbps} kbit/s for ${p.targetBitrateKbps}`);
       } else {
         assert.match(p.command!, /-c:v libx265 .*-x265-params \S*pass=2/, p.file);
+        assert.deepEqual(p.encoderParams, {}, p.file);
       }
     }
     assert.match(report.tools.x264!, /^x264 core \d+/);
@@ -128,6 +134,7 @@ describe('compare --codec x264 --bitrates 30k,60k --baseline x265 (CLI, real enc
     const text = await page.textContent('body');
     assert.match(text ?? '', /At the same file size: faces \+\d+\.\d\d dB PSNR/);
     assert.match(text ?? '', /uniform H\.264, 30 kbit\/s asked/);
+    assert.match(text ?? '', /x264 \(keyint=50\) preset medium, two-pass at 30, 60 kbit\/s, baseline x265/);
     assert.deepEqual(errors, []);
     assert.deepEqual(requests, []);
   });
@@ -138,6 +145,8 @@ describe('compare --codec x264 --bitrates 30k,60k --baseline x265 (CLI, real enc
       [['--crf', '22,26', '--bitrates', '30k,60k'], /^roi-encode: Expected --crf or --bitrates, not both/],
       [['--codec', 'x264', '--baseline', 'x264'], /^roi-encode: --baseline x264 is what the uniform encodes already are with codec x264/],
       [['--bitrates', '30k'], /^roi-encode: Expected at least two different bitrates .* for --bitrates but received '30k'$/],
+      [['--codec', 'x264', '--x265-params', 'psy-rd=2'], /^roi-encode: --x265-params is for x265, but this comparison encodes with x264 only: use --x264-params instead, or use --baseline x265$/],
+      [['--x265-params', 'crf=20'], /^roi-encode: --x265-params cannot set crf: roi-encoder sets the CRF/],
     ] as const) {
       const r = cli(['compare', short, '-o', target, ...args]);
       assert.equal(r.code, 1, args.join(' '));

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { analyze, encode, measureQuality, type Plan } from '../src/index.js';
@@ -9,7 +9,7 @@ import { chunkBounds, chunkSelection } from '../src/distributed/chunk.js';
 import { chunkRanges, slicePlan } from '../src/distributed/chunking.js';
 import { planTracks } from '../src/encode/argv.js';
 import { resolveBinaries } from '../src/media/binaries.js';
-import { ffmpeg, ffprobeJson, fixture, frameTimes, HEAD_FULL, offsetClipArgs, STREET, workDir } from './helpers.js';
+import { ffmpeg, ffprobeJson, fixture, frameTimes, HEAD_FULL, offsetClipArgs, SAMPLE, STREET, workDir } from './helpers.js';
 import { freePort, isolateHome, leftovers, RedisServer, submit, waitUntil, WorkerProcess } from './distributed-helpers.js';
 
 // Submitter (in this process and spawned) and workers share the default secret of a throwaway home.
@@ -356,6 +356,35 @@ describe('distributed encodes keep streams and timestamps like one machine', { t
     assert.deepEqual(leftovers(tsDir), []);
     return { single, distributed };
   }
+
+  it('encodes to a target size on two workers: the whole file\'s budget shared by complexity, inside the size window, no statistics left', async () => {
+    // 4 s of the talking head (mostly still), then 4 s of a noisy test pattern, with 64 kbit/s AAC; 2 s chunks.
+    const source = fixture(tsDir, 'budget.mp4', (out) => [
+      '-i', SAMPLE, '-f', 'lavfi', '-i', 'testsrc2=size=400x300:rate=25:duration=4,noise=alls=25:allf=t', '-f', 'lavfi', '-i', 'sine=frequency=440:duration=8',
+      '-filter_complex', '[0:v]trim=duration=4,setpts=PTS-STARTPTS,format=yuv420p[a];[1:v]format=yuv420p[b];[a][b]concat=n=2:v=1[v]',
+      '-map', '[v]', '-map', '2:a', '-c:v', 'libx264', '-crf', '16', '-preset', 'veryfast', '-c:a', 'aac', '-b:a', '64k', out]);
+    const out = join(tsDir, 'budget-size.mp4');
+    const seen = workers.map((w) => w.events.length);
+    const r = await encode(source, out, { targetSize: '400kB', redis: redis.url, chunkSeconds: 2, preset: 'medium' });
+    assert.equal(r.targetBytes, 400_000);
+    assert.equal(statSync(out).size, r.bytes);
+    assert.ok(r.bytes <= 400_000 && r.bytes >= 388_000, `${r.bytes} bytes for 400 kB (window 388 000–400 000)`);
+    assert.ok(r.passes >= 2 && r.passes <= 4, `${r.passes} passes`);
+    assert.equal(r.sizeShortfall, undefined);
+    assert.deepEqual(streamsOf(out).map((x) => `${x.codec_type}:${x.codec_name}`), ['video:hevc', 'audio:aac']);
+    assert.equal(frameTimes(out).length, 200);
+    // Every chunk's first pass ran once, on either worker; its second passes at its share of the budget.
+    const starts = workers.flatMap((w, i) => w.events.slice(seen[i]).filter((e) => e.event === 'start' && e.kind === 'chunk').map((e) => ({ worker: i, job: e.job! })));
+    const firsts = starts.filter((e) => / pass 1 at /.test(e.job));
+    assert.equal(firsts.length, 4, starts.map((e) => e.job).join('\n'));
+    assert.deepEqual([...new Set(starts.map((e) => e.worker))].sort(), [0, 1], 'both workers took chunks');
+    const share = (from: number) => Number(/ pass 2 at (\d+) kbit\/s/.exec(starts.filter((e) => e.job.includes(`(frames ${from}–`) && / pass 2 /.test(e.job)).at(-1)!.job)![1]);
+    // The still talking head needs a fraction of what the noise does: the budget follows the first passes.
+    assert.ok(share(0) * 2 < share(100), `still chunk ${share(0)} kbit/s, noisy chunk ${share(100)} kbit/s`);
+    assert.ok(share(50) * 2 < share(150), `still chunk ${share(50)} kbit/s, noisy chunk ${share(150)} kbit/s`);
+    // The chunk folder (chunks and their first passes' statistics) is gone.
+    assert.deepEqual(leftovers(tsDir), []);
+  });
 
   it('encodes x264 chunks (with expert parameters) into one H.264 file like one machine', async () => {
     const source = fixture(tsDir, 'plain5.mp4', (out) => ['-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=25:duration=5', '-c:v', 'libx264', '-preset', 'ultrafast', out]);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { encode, probeVideo } from '../src/index.js';
@@ -8,6 +8,7 @@ import { parseRate, parseSize, ratePass, resolveRateControl } from '../src/encod
 import { applyAudioChoice, encodedAudioBytes, parseAudio } from '../src/encode/audio.js';
 import { buildEncodeArgs, trackCodecArgs } from '../src/encode/argv.js';
 import { correctedBitrate, inSizeWindow, sizeBudget } from '../src/encode/target-size.js';
+import { passComplexity, shareBitrate } from '../src/encode/pass-stats.js';
 import { cliMessage } from '../src/cli/options.js';
 import { RoiError } from '../src/media/errors.js';
 import { resolveBinaries } from '../src/media/binaries.js';
@@ -116,6 +117,41 @@ describe('rate control: parsing and conflicts', () => {
     assert.ok(!inSizeWindow(200_001, 200_000) && !inSizeWindow(193_999, 200_000));
     // 10% too big with 40 kB of audio and container: the video's share shrinks by its own miss.
     assert.equal(correctedBitrate({ bitrate: 300_000, fileBytes: 220_000, videoBytes: 180_000 }, 200_000), Math.floor((300_000 * (200_000 * 0.985 - 40_000)) / 180_000 / 1000) * 1000);
+    // A second correction follows the line through both passes: 150 kB of video wanted, 157 000 at
+    // 300k and 130 000 at 250k → 150 000 at 287 037 bit/s (proportional scaling would say 286 624).
+    assert.equal(correctedBitrate({ bitrate: 300_000, fileBytes: 197_000, videoBytes: 157_000 }, (150_000 + 40_000) / 0.985, { bitrate: 250_000, videoBytes: 130_000 }), 287_000);
+    // A line that falls (noise) is not followed: back to scaling the last pass.
+    assert.equal(correctedBitrate({ bitrate: 300_000, fileBytes: 220_000, videoBytes: 180_000 }, 200_000, { bitrate: 250_000, videoBytes: 190_000 }), correctedBitrate({ bitrate: 300_000, fileBytes: 220_000, videoBytes: 180_000 }, 200_000));
+  });
+});
+
+describe('sharing one budget between chunks by their first passes (real x265 and x264 statistics)', () => {
+  // 2 s still, 2 s of moving noise: the first pass spends its bits on the second half.
+  const still = () => fixture(dir, 'still-2s.mp4', (out) => ['-i', SAMPLE, '-t', '2', '-an', '-c:v', 'libx264', '-preset', 'ultrafast', '-crf', '16', out]);
+  const noisy = () => fixture(dir, 'noisy-2s.mp4', (out) => ['-f', 'lavfi', '-i', 'testsrc2=size=400x300:rate=25:duration=2,noise=alls=25:allf=t', '-c:v', 'libx264', '-preset', 'ultrafast', '-crf', '16', out]);
+  const firstPass = (input: string, encoder: 'libx265' | 'libx264'): string => {
+    const stats = join(mkdtempSync(join(dir, 'stats-')), '2pass.log');
+    const params = encoder === 'libx265' ? ['-x265-params', `pass=1:stats=${stats}:log-level=error`] : ['-x264-params', `pass=1:stats=${stats}`];
+    execFileSync('ffmpeg', ['-v', 'error', '-y', '-i', input, '-c:v', encoder, '-preset', 'medium', '-b:v', '200k', ...params, '-f', 'null', '-']);
+    return readFileSync(stats, 'utf8');
+  };
+
+  for (const encoder of ['libx265', 'libx264'] as const) {
+    it(`${encoder}: reads every frame, and the noisy chunk is many times as complex as the still one`, () => {
+      const [a, b] = [passComplexity(firstPass(still(), encoder)), passComplexity(firstPass(noisy(), encoder))];
+      assert.deepEqual([a.frames, b.frames], [50, 50]);
+      assert.ok(a.complexity > 0 && b.complexity > 5 * a.complexity, `still ${a.complexity}, noisy ${b.complexity}`);
+    });
+  }
+
+  it('shares a bitrate by complexity, the pieces together spending what the whole was given', () => {
+    const rates = shareBitrate(300_000, [{ durationSeconds: 2, complexity: 1 }, { durationSeconds: 2, complexity: 3 }, { durationSeconds: 4, complexity: 4 }]);
+    assert.deepEqual(rates, [150_000, 450_000, 300_000]);
+    assert.equal(rates[0]! * 2 + rates[1]! * 2 + rates[2]! * 4, 300_000 * 8);
+    // No usable complexity: the same rate for every piece; never under 1 kbit/s.
+    assert.deepEqual(shareBitrate(300_000, [{ durationSeconds: 2, complexity: 0 }, { durationSeconds: 2, complexity: 0 }]), [300_000, 300_000]);
+    assert.deepEqual(shareBitrate(2000, [{ durationSeconds: 2, complexity: 1e-6 }, { durationSeconds: 2, complexity: 1 }]), [1000, 4000]);
+    assert.throws(() => passComplexity('#options: qcomp=0.60\n'), /hold no frames/);
   });
 });
 
@@ -234,8 +270,7 @@ describe('rate control: real encodes', () => {
       ['--crf with --bitrate', clip, ['--crf', '20', '--bitrate', '1M'], /^Expected --crf or --bitrate, not both/],
       ['--target-size with --bitrate', clip, ['--target-size', '1MB', '--bitrate', '1M'], /^Expected --bitrate or --target-size, not both/],
       ['a face target with --bitrate', clip, ['--match-crf', '26', '--bitrate', '1M'], /^Expected --bitrate or --match-crf, not both/],
-      ['--redis with --target-size', clip, ['--redis', 'redis://127.0.0.1:1', '--target-size', '1MB'], /^Expected --redis or --target-size, not both \(encodes across machines take a CRF for now/],
-      ['--redis with --audio aac', clip, ['--redis', 'redis://127.0.0.1:1', '--audio', 'aac:64k'], /^Expected --redis or --audio, not both/],
+      ['--redis with --maxrate', clip, ['--redis', 'redis://127.0.0.1:1', '--maxrate', '1M', '--bufsize', '2M'], /^Expected --redis or --maxrate, not both \(chunks encoded apart cannot keep one decoder buffer across their joins\): drop one$/],
     ];
     for (const [what, input, flags, message] of cases) {
       const out = join(dir, flags.includes('opus:32k') ? 'refused.mov' : 'refused.mp4');

@@ -276,7 +276,7 @@ describe('bitrate matching for the side-by-side', () => {
   });
 
   it('matches against the uniform encode two thirds down the CRF list, never preferring a dearer ROI encode', () => {
-    const point = (crf: number, mode: 'uniform' | 'roi' = 'uniform', bitrateKbps = 100 / crf) => ({ mode, codec: 'hevc' as const, crf, targetBitrateKbps: null, file: `${mode}${crf}`, bytes: 1, videoBytes: 1, bitrateKbps, encodeSeconds: 0, psnr: null, psnrY: null, ssim: null, facePsnr: null, facePsnrY: null, facePsnrP5: null, faceSsim: null, backgroundPsnr: null, backgroundPsnrY: null, backgroundSsim: null, salientPsnr: null, salientPsnrY: null, salientSsim: null, encoder: null, encoderOptions: null, command: null });
+    const point = (crf: number, mode: 'uniform' | 'roi' = 'uniform', bitrateKbps = 100 / crf) => ({ mode, codec: 'hevc' as const, crf, targetBitrateKbps: null, file: `${mode}${crf}`, bytes: 1, videoBytes: 1, bitrateKbps, encodeSeconds: 0, psnr: null, psnrY: null, ssim: null, facePsnr: null, facePsnrY: null, facePsnrP5: null, faceSsim: null, backgroundPsnr: null, backgroundPsnrY: null, backgroundSsim: null, salientPsnr: null, salientPsnrY: null, salientSsim: null, encoder: null, encoderOptions: null, command: null, encoderParams: {}, picture: null });
     assert.equal(showcaseUniform([22, 26, 30, 34].map((c) => point(c))).crf, 30);
     assert.equal(showcaseUniform([24, 32].map((c) => point(c))).crf, 32);
     const uniform = point(30, 'uniform', 100);

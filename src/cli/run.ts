@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { emitJson, ProgressDisplay } from './output.js';
 import { AbortError, RoiError } from '../media/errors.js';
 import { analysisArgs, cliMessage } from './options.js';
+import { pictureWords } from '../media/hdr.js';
 
 /**
  * The command handlers: call the library, print. Each loads what its command needs when it runs
@@ -54,13 +55,6 @@ async function command(argv: Record<string, unknown>, body: (c: CommandContext) 
 
 /** " (psy-rd=2:deblock=-1,-1)" for the expert parameters passed, '' for none. */
 const paramsText = (params: Record<string, string>) => (Object.keys(params).length ? ` (${Object.entries(params).map(([k, v]) => `${k}=${v}`).join(':')})` : '');
-
-/** " 10-bit HDR10 (mastering display, MaxCLL 1000)" beside the codec; '' for 8-bit SDR. */
-const pictureText = (p: { bitDepth: number; dynamicRange: string; masteringDisplay?: unknown; contentLightLevel?: { maxContent: number } } | undefined) => {
-  if (!p || (p.bitDepth === 8 && p.dynamicRange === 'sdr')) return '';
-  const meta = [...(p.masteringDisplay ? ['mastering display'] : []), ...(p.contentLightLevel ? [`MaxCLL ${p.contentLightLevel.maxContent}`] : [])];
-  return ` ${p.bitDepth}-bit${p.dynamicRange === 'sdr' ? '' : ` ${p.dynamicRange.toUpperCase()}`}${meta.length ? ` (${meta.join(', ')})` : ''}`;
-};
 
 /** Rounded for display; the library's results are exact. */
 const round = (v: number, digits: number) => Math.round(v * 10 ** digits) / 10 ** digits;
@@ -161,7 +155,7 @@ export function runEncode(argv: Record<string, unknown>): Promise<void> {
       // Two-pass encodes say what was asked beside what came out.
       const asked = result.targetBytes !== undefined ? ` (${result.bytes} of ${result.targetBytes} bytes asked)` : '';
       const passes = result.passes > 1 ? `, ${result.passes} passes, video ${summary.videoBitrateKbps.toFixed(1)} kbit/s` : '';
-      process.stderr.write(`wrote ${output}: ${(result.bytes / 1024).toFixed(1)} KiB${asked}, ${summary.bitrateKbps.toFixed(1)} kbit/s${passes}, ${result.frames} frames, ${result.codec}${paramsText(result.encoderParams)}${pictureText(result.picture)}, roi ${result.roi}, analysis ${summary.analysisSeconds.toFixed(2)} s + encode ${summary.encodeSeconds.toFixed(2)} s\n`);
+      process.stderr.write(`wrote ${output}: ${(result.bytes / 1024).toFixed(1)} KiB${asked}, ${summary.bitrateKbps.toFixed(1)} kbit/s${passes}, ${result.frames} frames, ${result.codec}${paramsText(result.encoderParams)}${pictureWords(result.picture)}, roi ${result.roi}, analysis ${summary.analysisSeconds.toFixed(2)} s + encode ${summary.encodeSeconds.toFixed(2)} s\n`);
     }
     if (!json && result.sizeShortfall) process.stderr.write(`smaller than asked: ${result.sizeShortfall}\n`);
     if (!json && result.target) process.stderr.write(`${(await import('../strategies/face-target-summary.js')).targetSentence(result.target)}\n`);
@@ -179,6 +173,8 @@ export function runCompare(argv: Record<string, unknown>): Promise<void> {
       bitrates: argv.bitrates as string | undefined,
       codec: argv.codec as string | undefined,
       baseline: argv.baseline as string | undefined,
+      x265Params: argv['x265-params'] as string | undefined,
+      x264Params: argv['x264-params'] as string | undefined,
       preset: argv.preset as string | undefined,
       strength: argv.strength as number | undefined,
       matchCrf: argv['match-crf'] as number | undefined,

@@ -1,4 +1,4 @@
-import { writeFile } from 'node:fs/promises';
+import { copyFile, readdir, readFile, writeFile } from 'node:fs/promises';
 import { RoiError } from '../media/errors.js';
 import { buildEncodeArgs } from '../encode/argv.js';
 import { codecFor, encoderParams, X265, type CodecDescription } from '../encode/codec.js';
@@ -8,7 +8,9 @@ import { buildRoiFilterGraph, zonesParam } from '../encode/filtergraph.js';
 import type { Binaries } from '../media/binaries.js';
 import { withScratchDir, writeAtomically } from '../media/output-file.js';
 import { lastErrorLine, run } from '../media/process.js';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
+import { ratePass } from '../encode/rate-control.js';
+import { passComplexity } from '../encode/pass-stats.js';
 import type { ChunkRange } from './chunking.js';
 import type { ChunkBounds, ChunkJobData, StreamStart } from './jobs.js';
 
@@ -64,14 +66,43 @@ export interface ChunkEncodeOptions {
   onFrames?: (done: number) => void;
 }
 
-/** Encodes one chunk into job.output (atomically: temporary name, renamed when complete). */
-export async function encodeChunk(job: ChunkJobData, options: ChunkEncodeOptions): Promise<{ frames: number }> {
+/** The encoder's statistics files of a first pass: `2pass.log` and what x265 (`.cutree`) or x264 (`.mbtree`) writes beside it. */
+const STATS = '2pass.log';
+
+/**
+ * Copies the statistics files `from` + suffix to `to` + suffix (the log and its .cutree or .mbtree).
+ * Each lands under a temporary name first, so a reader never sees half a file.
+ */
+async function copyStats(fromDir: string, fromName: string, toDir: string, toName: string): Promise<void> {
+  const names = (await readdir(fromDir)).filter((n) => n.startsWith(fromName) && !n.endsWith('.temp'));
+  if (!names.includes(fromName)) throw new RoiError('PASS_STATS', `the first pass's statistics ${join(fromDir, fromName)} are missing`);
+  for (const n of names) await writeAtomically(join(toDir, toName + n.slice(fromName.length)), (temp) => copyFile(join(fromDir, n), temp));
+}
+
+/** What a chunk job returns (signed): its frames, and after a first pass the complexity its statistics show. */
+export interface ChunkFacts {
+  frames: number;
+  complexity?: number;
+}
+
+/**
+ * Encodes one chunk into job.output (atomically: temporary name, renamed when complete). With
+ * job.rate, one pass of a two-pass encode: the first writes only the encoder's statistics, copied
+ * to job.rate.stats (on the shared filesystem, where the second pass, on any worker, reads them);
+ * the second encodes from them at the chunk's share of the budget. Either runs in the worker's own
+ * scratch folder, so the encoder's option string never holds a shared path.
+ */
+export async function encodeChunk(job: ChunkJobData, options: ChunkEncodeOptions): Promise<ChunkFacts> {
   const expected = job.endFrame - job.startFrame;
+  const shared = job.rate ? { dir: job.rate.stats.slice(0, -basename(job.rate.stats).length - 1), name: basename(job.rate.stats) } : undefined;
   const codec = codecFor(job.codec ?? 'x265');
   // The source's HDR10 metadata, read here as on one machine (every chunk's SEI carries it).
   const hdr = hdrParams(codec, await probePictureFormat(job.input, options.bins, options.signal));
   let frames = 0;
+  let complexity: number | undefined;
   await withScratchDir(async (dir) => {
+    const rate = job.rate ? ratePass({ bitrate: job.rate.bitrate }, { number: job.rate.pass, stats: join(dir, STATS) }) : undefined;
+    if (job.rate?.pass === 2) await copyStats(shared!.dir, shared!.name, dir, STATS);
     const filterScript = join(dir, 'chunk.filter');
     const { inputOptions, selectFilter } = chunkSelection(job.bounds, job.streamStart);
     const select = `[0:v:0]${selectFilter}`;
@@ -79,7 +110,7 @@ export async function encodeChunk(job: ChunkJobData, options: ChunkEncodeOptions
       ? `${select}[c];\n${buildRoiFilterGraph(job.plan, { strength: job.strength, frameTimes: Float64Array.from(job.frameTimes), outputLabel: 'v', inputLabel: 'c' })}`
       : `${select}[v]`;
     await writeFile(filterScript, graph);
-    await writeAtomically(job.output, async (temp) => {
+    const encode = async (temp: string) => {
       const args = buildEncodeArgs({
         input: job.input,
         inputOptions,
@@ -89,6 +120,7 @@ export async function encodeChunk(job: ChunkJobData, options: ChunkEncodeOptions
         videoLabel: 'v',
         codec: codec.encoder,
         crf: job.crf,
+        rate,
         preset: job.preset,
         x265Params: chunkEncoderParams(job.plan ? zonesParam(job.plan.zones) : undefined, options.threads, codec, job.encoderParams, hdr),
         hasSubtitles: false,
@@ -118,7 +150,14 @@ export async function encodeChunk(job: ChunkJobData, options: ChunkEncodeOptions
         const why = errors.length ? `; ffmpeg said: ${lastErrorLine(errors.slice(-3).join('\n'))}` : '';
         throw new RoiError('CHUNK_FRAMES', `decoded ${frames} of the chunk's ${expected} frames (the input is corrupt or unreadable there${why})`);
       }
-    });
+    };
+    if (job.rate?.pass === 1) {
+      await encode(job.output);
+      complexity = passComplexity(await readFile(join(dir, STATS), 'utf8')).complexity;
+      await copyStats(dir, STATS, shared!.dir, shared!.name);
+    } else {
+      await writeAtomically(job.output, encode);
+    }
   });
-  return { frames };
+  return { frames, ...(complexity !== undefined ? { complexity } : {}) };
 }

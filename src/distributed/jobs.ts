@@ -74,6 +74,18 @@ export interface ChunkJobData {
   codec?: CodecName;
   /** The expert's encoder parameters (checked by the submitter). */
   encoderParams?: Record<string, string>;
+  /**
+   * One pass of a two-pass encode instead of `crf`: the chunk's average bitrate (bit/s) and where its
+   * first pass's statistics are kept (the submitter's chunk folder; the encoder's own files are
+   * this path and this path plus its suffixes). Pass 1 writes no `output`.
+   */
+  rate?: ChunkRate;
+}
+
+export interface ChunkRate {
+  pass: 1 | 2;
+  bitrate: number;
+  stats: string;
 }
 
 export interface AssembleJobData {

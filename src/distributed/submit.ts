@@ -11,16 +11,20 @@ import { RoiError, throwIfAborted } from '../media/errors.js';
 import type { Binaries } from '../media/binaries.js';
 import { writeAtomically } from '../media/output-file.js';
 import { run } from '../media/process.js';
-import type { VideoInfo } from '../media/probe.js';
 import { validatePlan, type Plan } from '../plan/plan.js';
 import { ProgressMeter } from '../media/progress.js';
 import { expectNumber } from '../media/validate.js';
-import { chunkBounds } from './chunk.js';
+import { chunkBounds, type ChunkFacts } from './chunk.js';
+import { runPasses } from '../encode/passes.js';
+import { shareBitrate } from '../encode/pass-stats.js';
+import type { RateControl } from '../encode/rate-control.js';
+import type { SizeBudget } from '../encode/target-size.js';
+import { videoStreamBytes, type VideoInfo } from '../media/probe.js';
 import { workerParamProblem } from './job-schemas.js';
 import { loadSecret } from './secret.js';
 import { signJob, verifyResult } from './signing.js';
 import { chunkFrameTimes, chunkRanges, DEFAULT_CHUNK_SECONDS, slicePlan, type ChunkRange } from './chunking.js';
-import { CANCEL_CHANNEL, cancelKey, connectRedis, displayUrl, expectRedisUrl, PREFIX, QUEUE, type AnalyzeJobData, type AssembleJobData, type ChunkJobData, type ChunkProgress, type StreamStart } from './jobs.js';
+import { CANCEL_CHANNEL, cancelKey, connectRedis, displayUrl, expectRedisUrl, PREFIX, QUEUE, type AnalyzeJobData, type AssembleJobData, type ChunkJobData, type ChunkProgress, type ChunkRate, type StreamStart } from './jobs.js';
 import type { CodecName } from '../encode/codec.js';
 import { probePictureFormat } from '../media/hdr.js';
 
@@ -53,6 +57,9 @@ interface RunContext {
   analyze: ReturnType<typeof resolveAnalyzeOptions>;
   codec: CodecName;
   encoderParams: Record<string, string>;
+  rate: RateControl;
+  /** With a target size: the video's share of it (src/encode/target-size.ts), for the whole file. */
+  budget?: SizeBudget;
 }
 
 /** Validates the distributed options up front; `run` does the encode once the input is probed. */
@@ -61,10 +68,10 @@ export function resolveDistributed(options: EncodeOptions, codec: 'x265' | 'x264
   const chunkSeconds = expectNumber('chunkSeconds', options.chunkSeconds ?? DEFAULT_CHUNK_SECONDS, 1, 3600);
   return {
     run: (p: PreparedEncode) => {
-      const { uniform, crf, preset, strength, analyzeResolved, expertParams } = p.resolved;
+      const { uniform, crf, preset, strength, analyzeResolved, expertParams, rate } = p.resolved;
       const problem = workerParamProblem(expertParams);
       if (problem) throw new RoiError('INVALID_OPTION', problem, { option: codec === 'x265' ? 'x265Params' : 'x264Params' });
-      const ctx: RunContext = { input: p.input, output: p.output, info: p.info, bins: p.bins, plan: p.plan, uniform, crf, preset, strength, container: p.container, tracks: p.tracks, analyze: analyzeResolved, codec, encoderParams: expertParams };
+      const ctx: RunContext = { input: p.input, output: p.output, info: p.info, bins: p.bins, plan: p.plan, uniform, crf, preset, strength, container: p.container, tracks: p.tracks, analyze: analyzeResolved, codec, encoderParams: expertParams, rate, budget: p.budget };
       return encodeDistributed(ctx, options, url, chunkSeconds);
     },
   };
@@ -133,36 +140,28 @@ async function encodeDistributed(ctx: RunContext, options: EncodeOptions, url: s
       analysisSeconds = (performance.now() - started) / 1000;
     }
 
-    // 2. Chunks under one assembly job.
+    // 2. The chunks on the workers, in the passes the rate control needs (src/encode/passes.ts:
+    // one at a CRF; two, or three to correct a size), the last assembled into the output.
     const ranges = chunkRanges(info.frameTimes, info.durationSeconds, plan?.cuts ?? [], chunkSeconds);
     await mkdir(scratch);
-    const chunkPath = (r: ChunkRange) => join(scratch, `chunk-${String(r.index).padStart(4, '0')}.mp4`);
-    const chunkId = (r: ChunkRange) => `${encodeId}-chunk-${r.index}`;
-    const meter = new ProgressMeter('encode', info.frameCount, options.onProgress);
-    const done = new Map<string, number>();
-    onJobProgress = (jobId, frames) => {
-      done.set(jobId, frames);
-      meter.update([...done.values()].reduce((a, b) => a + b, 0));
-    };
-    const parentId = `${encodeId}-assemble`;
-    const started = performance.now();
-    await writeAtomically(output, async (temp) => {
-      const assembleData: AssembleJobData = {
-        kind: 'assemble',
-        encodeId,
-        input,
-        output: temp,
-        container,
-        chunks: ranges.map((r) => ({ path: chunkPath(r), durationSeconds: r.endSeconds - r.startSeconds })),
-        // With -copyts (every output but video-only ones) the first frame keeps its stored time, as in a
-        // single-machine encode; video-only outputs start from the input's start, as ffmpeg's default does.
-        videoStartSeconds: options.videoOnly ? Math.max(0, start.videoStartSeconds - start.formatStartSeconds) : start.videoStartSeconds,
-        tracks: options.videoOnly ? [] : ctx.tracks,
-        videoOnly: Boolean(options.videoOnly),
-        frameCount: info.frameCount,
-        codec: ctx.codec,
+    const name = (r: ChunkRange) => `chunk-${String(r.index).padStart(4, '0')}`;
+    const chunkPath = (r: ChunkRange) => join(scratch, `${name(r)}.mp4`);
+    const statsPath = (r: ChunkRange) => join(scratch, `${name(r)}.stats`);
+    const slices = new Map(ranges.map((r) => [r.index, plan ? slicePlan(plan, r.startFrame, r.endFrame, info.frameTimes) : undefined]));
+    // Each pass's jobs get ids of their own: a correction repeats the second pass.
+    let round = 0;
+    /** Runs every chunk at `rateFor`'s pass (CRF without one); with `assembleTo`, under one assembly job writing it. */
+    const runChunks = async (rateFor: (r: ChunkRange) => ChunkRate | undefined, assembleTo: string | undefined, label: string | undefined): Promise<ChunkFacts[]> => {
+      round++;
+      const chunkId = (r: ChunkRange) => `${encodeId}-r${round}-chunk-${r.index}`;
+      const meter = new ProgressMeter('encode', info.frameCount, options.onProgress, label);
+      const done = new Map<string, number>();
+      onJobProgress = (jobId, frames) => {
+        done.set(jobId, frames);
+        meter.update([...done.values()].reduce((a, b) => a + b, 0));
       };
       const children = ranges.map((r) => {
+        const rate = rateFor(r);
         const data: ChunkJobData = {
           kind: 'chunk',
           encodeId,
@@ -177,37 +176,97 @@ async function encodeDistributed(ctx: RunContext, options: EncodeOptions, url: s
           bounds: chunkBounds(r, info.frameTimes),
           streamStart: start,
           frameTimes: chunkFrameTimes(info.frameTimes, r.startFrame, r.endFrame),
-          ...(plan ? { plan: slicePlan(plan, r.startFrame, r.endFrame, info.frameTimes) } : {}),
+          ...(slices.get(r.index) ? { plan: slices.get(r.index)! } : {}),
           timeBase: info.timeBase,
+          // The schema wants a CRF; with `rate` the worker encodes to the bitrate instead.
           crf,
           preset,
           strength,
           codec: ctx.codec,
           encoderParams: ctx.encoderParams,
+          ...(rate ? { rate } : {}),
         };
         ours.add(chunkId(r));
         return { name: 'chunk', queueName: QUEUE, data: signJob(secret, chunkId(r), 'chunk', data), opts: { jobId: chunkId(r), attempts: CHUNK_ATTEMPTS, backoff: { type: 'fixed', delay: 1000 }, failParentOnFailure: true } };
       });
-      ours.add(parentId);
-      await flows.add({ name: 'assemble', queueName: QUEUE, data: signJob(secret, parentId, 'assemble', assembleData), opts: { jobId: parentId, attempts: CHUNK_ATTEMPTS }, children });
-      let parent: Job;
-      try {
-        parent = await waitFor(parentId);
-      } catch (error) {
-        throw await explainFailure(error, queue, ranges, chunkId);
+      let facts: ChunkFacts[];
+      if (assembleTo === undefined) {
+        // A first pass: chunk jobs alone, their statistics kept for the second.
+        await queue.addBulk(children.map((c) => ({ name: c.name, data: c.data, opts: c.opts })));
+        facts = [];
+        for (const r of ranges) {
+          const job = await waitFor(chunkId(r)).catch(async (error: unknown) => {
+            throw await explainFailure(error, queue, ranges, chunkId);
+          });
+          facts.push(chunkFacts(verifyResult(secret, chunkId(r), 'chunk', job.returnvalue, describeChunk(r, ranges.length))));
+        }
+        if (facts.reduce((n, f) => n + f.frames, 0) !== info.frameCount || facts.some((f) => f.complexity === undefined)) {
+          throw new RoiError('ASSEMBLY_MISMATCH', `the workers' first passes report ${facts.reduce((n, f) => n + f.frames, 0)} frames, but the source has ${info.frameCount}; nothing was written`);
+        }
+      } else {
+        const parentId = `${encodeId}-r${round}-assemble`;
+        const assembleData: AssembleJobData = {
+          kind: 'assemble',
+          encodeId,
+          input,
+          output: assembleTo,
+          container,
+          chunks: ranges.map((r) => ({ path: chunkPath(r), durationSeconds: r.endSeconds - r.startSeconds })),
+          // With -copyts (every output but video-only ones) the first frame keeps its stored time, as in a
+          // single-machine encode; video-only outputs start from the input's start, as ffmpeg's default does.
+          videoStartSeconds: options.videoOnly ? Math.max(0, start.videoStartSeconds - start.formatStartSeconds) : start.videoStartSeconds,
+          tracks: options.videoOnly ? [] : ctx.tracks,
+          videoOnly: Boolean(options.videoOnly),
+          frameCount: info.frameCount,
+          codec: ctx.codec,
+        };
+        ours.add(parentId);
+        await flows.add({ name: 'assemble', queueName: QUEUE, data: signJob(secret, parentId, 'assemble', assembleData), opts: { jobId: parentId, attempts: CHUNK_ATTEMPTS }, children });
+        let parent: Job;
+        try {
+          parent = await waitFor(parentId);
+        } catch (error) {
+          throw await explainFailure(error, queue, ranges, chunkId);
+        }
+        facts = await verifyFacts(secret, parent, ranges, chunkId, info.frameCount);
       }
-      await verifyFacts(secret, parent, ranges, chunkId, info.frameCount);
       meter.update(info.frameCount);
-    });
+      return facts;
+    };
+    let complexity: number[] = [];
+    const started = performance.now();
+    const outcome = await writeAtomically(output, (temp) =>
+      runPasses(ctx.rate, ctx.budget, temp, {
+        run: async (out, spec, label) => {
+          if (spec.pass === 1) {
+            // Every chunk's first pass at the same rate: their statistics say what each needs.
+            complexity = (await runChunks((r) => ({ pass: 1, bitrate: spec.bitrate!, stats: statsPath(r) }), undefined, label)).map((f) => f.complexity!);
+          } else if (spec.pass === 2) {
+            // The whole file's budget, shared by complexity as one encode of the whole file would share it.
+            const rates = shareBitrate(spec.bitrate!, ranges.map((r, i) => ({ durationSeconds: r.endSeconds - r.startSeconds, complexity: complexity[i]! })));
+            await runChunks((r) => ({ pass: 2, bitrate: rates[r.index]!, stats: statsPath(r) }), out, label);
+          } else {
+            await runChunks(() => undefined, out, label);
+          }
+          // Many ffmpeg runs on many machines: no one command line made the file.
+          return [];
+        },
+        videoBytes: async (file) => (await videoStreamBytes(file, bins, signal)).bytes,
+      }),
+    );
     finished = true;
     const encodeSeconds = (performance.now() - started) / 1000;
+    const { rate } = ctx;
     return {
-      ...(await outputFacts(output, ctx.output, info)),
+      ...(await outputFacts(output, ctx.output, info, bins, outcome.passes)),
       encodeSeconds,
       analysisSeconds,
       roi: uniform ? 'none' : options.plan ? 'plan' : ctx.analyze.roi.join(','),
       codec: ctx.codec,
-      crf,
+      ...(rate.mode === 'crf' ? { crf } : {}),
+      ...(rate.mode === 'size' ? { targetBytes: rate.targetBytes } : {}),
+      ...(outcome.sizeShortfall ? { sizeShortfall: outcome.sizeShortfall } : {}),
+      ...(outcome.bitrate !== undefined ? { requestedBitrateKbps: outcome.bitrate / 1000 } : {}),
       preset,
       strength,
       encoderParams: ctx.encoderParams,
@@ -278,19 +337,25 @@ async function waitForJob(conn: Redis, queue: Queue, jobId: string, o: { signal?
   }
 }
 
+/** A chunk's signed result as facts (NaN frames when it holds none, which the frame check then refuses). */
+function chunkFacts(value: unknown): ChunkFacts {
+  const v = value as { frames?: unknown; complexity?: unknown };
+  return { frames: typeof v.frames === 'number' ? v.frames : NaN, ...(typeof v.complexity === 'number' && Number.isFinite(v.complexity) ? { complexity: v.complexity } : {}) };
+}
+
 /** Checks the signed facts the workers returned: every chunk's frames and the assembly's add up to the source's. */
-async function verifyFacts(secret: Buffer, parent: Job, ranges: ChunkRange[], chunkId: (r: ChunkRange) => string, frameCount: number): Promise<void> {
+async function verifyFacts(secret: Buffer, parent: Job, ranges: ChunkRange[], chunkId: (r: ChunkRange) => string, frameCount: number): Promise<ChunkFacts[]> {
   const assembled = verifyResult(secret, parent.id!, 'assemble', parent.returnvalue, 'the assembly job') as { frames?: unknown };
   const values = await parent.getChildrenValues();
-  let frames = 0;
-  for (const r of ranges) {
+  const facts = ranges.map((r) => {
     const key = Object.keys(values).find((k) => k.endsWith(`:${chunkId(r)}`));
-    const facts = verifyResult(secret, chunkId(r), 'chunk', key === undefined ? undefined : values[key], describeChunk(r, ranges.length)) as { frames?: unknown };
-    frames += typeof facts.frames === 'number' ? facts.frames : NaN;
-  }
+    return chunkFacts(verifyResult(secret, chunkId(r), 'chunk', key === undefined ? undefined : values[key], describeChunk(r, ranges.length)));
+  });
+  const frames = facts.reduce((n, f) => n + f.frames, 0);
   if (frames !== frameCount || assembled.frames !== frameCount) {
     throw new RoiError('ASSEMBLY_MISMATCH', `the workers report ${frames} chunk frames and ${String(assembled.frames)} assembled, but the source has ${frameCount}; nothing was written`);
   }
+  return facts;
 }
 
 /** Turns "the assembly job failed" into the chunk that caused it, with its reason. */

@@ -73,7 +73,7 @@ function describe(data: JobData): string {
     case 'analyze':
       return `analysis of ${data.input}`;
     case 'chunk':
-      return `chunk ${data.index + 1}/${data.count} of ${data.input} (frames ${data.startFrame}–${data.endFrame - 1})`;
+      return `chunk ${data.index + 1}/${data.count} of ${data.input} (frames ${data.startFrame}–${data.endFrame - 1}${data.rate ? `, pass ${data.rate.pass} at ${Math.round(data.rate.bitrate / 1000)} kbit/s` : ''})`;
     case 'assemble':
       return `assembly of ${data.output}`;
   }
@@ -85,7 +85,7 @@ function jobPaths(data: JobData): [string, string][] {
     case 'analyze':
       return [[data.input, 'the input'], ...(data.options.saliencyModel ? [[data.options.saliencyModel, 'the saliency model'] as [string, string]] : [])];
     case 'chunk':
-      return [[data.input, 'the input'], [data.output, 'the chunk output']];
+      return [[data.input, 'the input'], [data.output, 'the chunk output'], ...(data.rate ? [[data.rate.stats, 'the pass statistics'] as [string, string]] : [])];
     case 'assemble':
       return [[data.input, 'the input'], [data.output, 'the output'], ...data.chunks.map((c): [string, string] => [c.path, 'a chunk'])];
   }

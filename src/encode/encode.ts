@@ -16,7 +16,7 @@ import { CODECS, codecFor, encoderParams, X265, type CodecDescription } from './
 import { resolveEncoderParams } from './encoder-params.js';
 import { applyAudioChoice, parseAudio } from './audio.js';
 import { runPasses } from './passes.js';
-import { resolveRateControl, type RatePass, type RateControlOptions } from './rate-control.js';
+import { ratePass, resolveRateControl, type RatePass, type RateControlOptions } from './rate-control.js';
 import { carriedStreams, sizeBudget, type SizeBudget } from './target-size.js';
 import { probePictureFormat, type PictureFormat } from '../media/hdr.js';
 import { hdrParams, refuseUnsupportedHdr } from './hdr.js';
@@ -207,8 +207,8 @@ export function resolveEncodeOptions(options: LocalEncodeOptions) {
   const description: CodecDescription = codecFor(codec);
   const uniform = (options.roi ?? 'faces') === 'none';
   const rate = resolveRateControl(options, ENCODE_DEFAULTS.crf);
-  // `crf` is the CRF of a CRF encode; two-pass modes have none (`rate` says what they aim at), and
-  // the default stands in for runners that encode at a CRF alone (src/distributed refuses the others).
+  // `crf` is the CRF of a CRF encode; two-pass modes have none (`rate` says what they aim at): the
+  // default stands in where a field needs a number (a distributed chunk job carrying a rate ignores it).
   const crf = rate.mode === 'crf' ? rate.crf : ENCODE_DEFAULTS.crf;
   const preset = expectOneOf('preset', options.preset ?? ENCODE_DEFAULTS.preset, X265_PRESETS);
   const strength = expectNumber('strength', options.strength ?? ENCODE_DEFAULTS.strength, 0, 4);
@@ -337,9 +337,14 @@ export async function encodeLocal(prepared: PreparedEncode, options: LocalEncode
         }
         meter.update(info.frameCount);
       };
-      return runPasses(rate, budget, temp, dir, {
-        args,
-        run: runPass,
+      // Plain names: x265's option string cannot quote ':' or ',' (mkdtemp's suffix has neither).
+      const stats = join(dir, 'x265-2pass.log');
+      return runPasses(rate, budget, temp, {
+        run: async (out, spec, label) => {
+          const passArgs = args(out, ratePass(spec, spec.pass ? { number: spec.pass, stats } : undefined));
+          await runPass(passArgs, label);
+          return passArgs;
+        },
         videoBytes: async (file) => (await videoStreamBytes(file, bins, signal)).bytes,
       }).then((o) => {
         command = quoteCommand(bins.ffmpeg, o.args);

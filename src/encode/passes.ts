@@ -1,21 +1,31 @@
 import { stat } from 'node:fs/promises';
-import { join } from 'node:path';
 import { RoiError } from '../media/errors.js';
-import { ratePass, type RateControl, type RatePass } from './rate-control.js';
+import type { RateControl, Vbv } from './rate-control.js';
 import { correctedBitrate, inSizeWindow, type SizeBudget } from './target-size.js';
 
 /**
- * The x265 runs one encode needs for its rate control, written once for every mode: one CRF pass;
- * or a first pass (stats only) and a second pass to the output at a bitrate; or, for a size, that
- * and a corrective second pass if the file missed the window. Both passes take the same argv but
- * for the rate options and the output, so they see identical frames, ROI offsets and timestamps.
- * The stats files live in `scratch`, which the caller removes whatever happens.
+ * The encoder runs one encode needs for its rate control, written once for every mode and every
+ * runner (one machine: src/encode/encode.ts; chunks on workers: src/distributed/submit.ts): one CRF
+ * pass; or a first pass (stats only) and a second pass to the output at a bitrate; or, for a size,
+ * that and a corrective second pass if the file missed the window. A runner gives both passes the
+ * same frames, ROI offsets and timestamps, and keeps the stats where it removes them afterwards.
  */
+export interface PassSpec {
+  crf?: number;
+  /** Average video bitrate of the whole encode, bit/s (a runner of chunks shares it out). */
+  bitrate?: number;
+  vbv?: Vbv;
+  /** 1: statistics only; 2: the output, from the first pass's statistics; absent: one CRF pass. */
+  pass?: 1 | 2;
+}
+
 export interface PassRunner {
-  /** The argv of one pass writing to `output` (ignored for a first pass, which writes nothing). */
-  args(output: string, rate: RatePass): string[];
-  /** Runs one pass; `label` names it in progress events ('pass 1 of 2', …). */
-  run(args: string[], label: string | undefined): Promise<void>;
+  /**
+   * Runs one pass (`label` names it in progress events: 'pass 1 of 2', …): a CRF pass or a second
+   * pass writes `output`, a first pass only its statistics. Returns the command line that made
+   * `output` (for reports).
+   */
+  run(output: string, spec: PassSpec, label: string | undefined): Promise<string[]>;
   /** Bytes of the first video stream's packets in `file`. */
   videoBytes(file: string): Promise<number>;
 }
@@ -44,25 +54,23 @@ export const CEILING_SHARE = 1 / 3;
 
 /**
  * Corrective second passes a size may get: one when the first result misses the window, and a second
- * only if the file is then still above the size (a file larger than asked is never written).
+ * if that one misses it too (a file larger than asked is never written; one still under after both
+ * is written, and the result says so).
  */
 export const MAX_CORRECTIONS = 2;
 
-export async function runPasses(rate: RateControl, budget: SizeBudget | undefined, output: string, scratch: string, runner: PassRunner): Promise<PassOutcome> {
+export async function runPasses(rate: RateControl, budget: SizeBudget | undefined, output: string, runner: PassRunner): Promise<PassOutcome> {
   if (rate.mode === 'crf') {
-    const args = runner.args(output, ratePass(rate));
-    await runner.run(args, undefined);
+    const args = await runner.run(output, { crf: rate.crf, vbv: rate.vbv }, undefined);
     return { passes: 1, args };
   }
-  // Plain names: x265's option string cannot quote ':' or ',' (mkdtemp's suffix has neither).
-  const stats = join(scratch, 'x265-2pass.log');
   let bitrate = rate.mode === 'bitrate' ? rate.bitrate : budget!.videoBitrate;
   const total = rate.mode === 'size' ? 'of 2 or 3' : 'of 2';
-  await runner.run(runner.args(output, ratePass({ bitrate, vbv: rate.vbv }, { number: 1, stats })), `pass 1 ${total}`);
-  let args = runner.args(output, ratePass({ bitrate, vbv: rate.vbv }, { number: 2, stats }));
-  await runner.run(args, `pass 2 ${total}`);
+  await runner.run(output, { bitrate, vbv: rate.vbv, pass: 1 }, `pass 1 ${total}`);
+  let args = await runner.run(output, { bitrate, vbv: rate.vbv, pass: 2 }, `pass 2 ${total}`);
   let passes = 2;
   if (rate.mode !== 'size') return { passes, bitrate, args };
+  let previous: { bitrate: number; videoBytes: number } | undefined;
   for (let correction = 1; ; correction++) {
     const fileBytes = (await stat(output)).size;
     if (inSizeWindow(fileBytes, rate.targetBytes)) break;
@@ -70,18 +78,19 @@ export async function runPasses(rate: RateControl, budget: SizeBudget | undefine
     if (fileBytes < rate.targetBytes && videoBytes < (bitrate * budget!.durationSeconds) / 8 * CEILING_SHARE) {
       return { passes, bitrate, args, sizeShortfall: ceilingText(videoBytes, bitrate, budget!.durationSeconds) };
     }
-    // Under the window after a correction is a smaller file than asked, which the result says.
-    if (correction > 1 && fileBytes <= rate.targetBytes) {
-      return { passes, bitrate, args, sizeShortfall: `the encoder gave ${Math.round((videoBytes * 8) / budget!.durationSeconds / 1000)} kbit/s of video where ${bitrate / 1000} kbit/s was asked, even after a correction` };
-    }
     if (correction > MAX_CORRECTIONS) {
+      // Under the window after every correction is a smaller file than asked, which the result says.
+      if (fileBytes <= rate.targetBytes) {
+        return { passes, bitrate, args, sizeShortfall: `the encoder gave ${Math.round((videoBytes * 8) / budget!.durationSeconds / 1000)} kbit/s of video where ${bitrate / 1000} kbit/s was asked, even after ${MAX_CORRECTIONS} corrections` };
+      }
       throw new RoiError('SIZE_MISSED', `the encode came out at ${fileBytes} bytes after ${passes} passes, above the target size of ${rate.targetBytes} bytes; nothing was written`);
     }
-    bitrate = correctedBitrate({ bitrate, fileBytes, videoBytes }, rate.targetBytes);
+    const next = correctedBitrate({ bitrate, fileBytes, videoBytes }, rate.targetBytes, previous);
+    previous = { bitrate, videoBytes };
+    bitrate = next;
     // The first pass's stats hold the frames' complexity, not a rate: a second pass at another
     // bitrate reads them as they are.
-    args = runner.args(output, ratePass({ bitrate, vbv: rate.vbv }, { number: 2, stats }));
-    await runner.run(args, `pass ${passes + 1}, correcting the size`);
+    args = await runner.run(output, { bitrate, vbv: rate.vbv, pass: 2 }, `pass ${passes + 1}, correcting the size`);
     passes++;
   }
   return { passes, bitrate, args };

@@ -102,3 +102,10 @@ export async function probePictureFormat(path: string, bins: Binaries, signal?: 
   const frame = parsed.frames?.[0] ?? parsed.packets_and_frames?.find((f) => f.type === 'frame') ?? {};
   return parsePictureFormat(frame);
 }
+
+/** " 10-bit HDR10 (mastering display, MaxCLL 1000)" to put beside a codec's name; '' for 8-bit SDR. */
+export function pictureWords(p: Pick<PictureFormat, 'bitDepth' | 'dynamicRange' | 'masteringDisplay' | 'contentLightLevel'> | undefined | null): string {
+  if (!p || (p.bitDepth === 8 && p.dynamicRange === 'sdr')) return '';
+  const meta = [...(p.masteringDisplay ? ['mastering display'] : []), ...(p.contentLightLevel ? [`MaxCLL ${p.contentLightLevel.maxContent}`] : [])];
+  return ` ${p.bitDepth}-bit${p.dynamicRange === 'sdr' ? '' : ` ${p.dynamicRange.toUpperCase()}`}${meta.length ? ` (${meta.join(', ')})` : ''}`;
+}

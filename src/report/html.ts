@@ -3,6 +3,7 @@ import { HEATMAP_COLOURS, signedOffset, type LegendEntry } from './images.js';
 import { MODE_COLOURS, overTimeSpec, rateQualitySpec, renderSvg, type SeriesPoint } from './charts.js';
 import { matchingState } from './matching.js';
 import { escapeHtml, modeNames, rateText, sameSizeSentence } from './words.js';
+import { pictureWords } from '../media/hdr.js';
 import type { Report, ReportPoint } from './report-schema.js';
 
 /**
@@ -74,6 +75,11 @@ function videoSection(report: Report, images: ReportImages, names: Record<string
   return `<h3>Playing, at the same size</h3>
 <div class="row videos">${clip(`${names.uniform}, ${rateText(uniform)}, ${uniform.bitrateKbps.toFixed(0)} kbit/s`, images.videos.uniform)}${clip(`${names.roi}, ${rateText(roi)}, ${roi.bitrateKbps.toFixed(0)} kbit/s`, images.videos.roi)}</div>`;
 }
+
+/** The first ROI encode: what the meta line describes (every ROI encode shares its settings). */
+const roiPoint = (report: Report) => report.points.find((p) => p.mode === 'roi') ?? report.points[0]!;
+/** " (psy-rd=2:deblock=-1,-1)": the expert parameters as passed; '' for none. */
+const paramsWords = (p: ReportPoint) => (Object.keys(p.encoderParams).length ? ` (${Object.entries(p.encoderParams).map(([k, v]) => `${k}=${v}`).join(':')})` : '');
 
 export async function renderHtml(report: Report, images: ReportImages, name: string): Promise<string> {
   const { points, input } = report;
@@ -153,7 +159,7 @@ video{max-width:100%;border:1px solid #ccc}
 .notes{font-size:.9em;color:#444}
 </style></head><body>
 <h1>ROI against uniform: ${esc(name)}</h1>
-<p class="meta">${input.width}×${input.height}${input.rotation ? ` (rotated ${input.rotation}°)` : ''}, ${input.frameCount} frames, ${input.durationSeconds.toFixed(2)} s at ${input.frameRate.toFixed(3)} fps · ${report.settings.codec} preset ${esc(report.settings.preset)}, ${report.settings.bitratesKbps.length ? `two-pass at ${report.settings.bitratesKbps.join(', ')} kbit/s` : `CRF ${report.settings.crfs.join(', ')}`}${report.settings.baseline ? `, baseline ${report.settings.baseline}` : ''} · QP offsets: face ${offset(report.settings.faceQpOffset)}${report.settings.saliencyQpOffset !== null ? `, salient ${offset(report.settings.saliencyQpOffset)}` : ''}, background ${offset(report.settings.backgroundQpOffset)}${report.settings.keyframeMaxQpOffset != null ? ` (keyframes at most ${offset(report.settings.keyframeMaxQpOffset)})` : ''}, strength ${report.settings.strength} · roi-encoder ${esc(report.generator.version)}, ffmpeg ${esc(report.tools.ffmpeg)}${report.tools.x265 ? `, ${esc(report.tools.x265)}` : ''}${report.tools.x264 ? `, ${esc(report.tools.x264)}` : ''} · ${esc(report.createdAt)}</p>
+<p class="meta">${input.width}×${input.height}${input.rotation ? ` (rotated ${input.rotation}°)` : ''}, ${input.frameCount} frames, ${input.durationSeconds.toFixed(2)} s at ${input.frameRate.toFixed(3)} fps · ${report.settings.codec}${esc(paramsWords(roiPoint(report)))}${esc(pictureWords(roiPoint(report).picture))} preset ${esc(report.settings.preset)}, ${report.settings.bitratesKbps.length ? `two-pass at ${report.settings.bitratesKbps.join(', ')} kbit/s` : `CRF ${report.settings.crfs.join(', ')}`}${report.settings.baseline ? `, baseline ${report.settings.baseline}` : ''} · QP offsets: face ${offset(report.settings.faceQpOffset)}${report.settings.saliencyQpOffset !== null ? `, salient ${offset(report.settings.saliencyQpOffset)}` : ''}, background ${offset(report.settings.backgroundQpOffset)}${report.settings.keyframeMaxQpOffset != null ? ` (keyframes at most ${offset(report.settings.keyframeMaxQpOffset)})` : ''}, strength ${report.settings.strength} · roi-encoder ${esc(report.generator.version)}, ffmpeg ${esc(report.tools.ffmpeg)}${report.tools.x265 ? `, ${esc(report.tools.x265)}` : ''}${report.tools.x264 ? `, ${esc(report.tools.x264)}` : ''} · ${esc(report.createdAt)}</p>
 ${noFaces}
 <h2>In short</h2>
 <ul class="headline">${headline.join('\n')}</ul>

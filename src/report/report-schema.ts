@@ -14,7 +14,7 @@ import { z } from 'zod';
 // 4: rate points at bitrates (two-pass; settings.bitratesKbps, a point's targetBitrateKbps, crf null),
 //    the codec of the ROI and uniform encodes (settings.codec), a baseline in the other codec
 //    ('x264' or 'x265'; bdRateVsBaseline replaces bdRateVsX264), the same-size pairs (sameSize) and
-//    the matched pair's playable video (matched.video).
+//    the matched pair's playable video (matched.video), each encode's expert parameters and picture format.
 export const REPORT_VERSION = 4;
 
 /** uniform and roi are in settings.codec; x264 and x265 are the uniform baseline in that encoder. */
@@ -22,6 +22,20 @@ export const COMPARE_MODES = ['uniform', 'roi', 'x264', 'x265'] as const;
 export type CompareMode = (typeof COMPARE_MODES)[number];
 
 const quality = z.number().nullable();
+
+/** An encode's picture format as probed on the written file (src/media/hdr.ts PictureFormat). */
+const xy = z.tuple([z.number(), z.number()]);
+export const pictureSchema = z.object({
+  pixelFormat: z.string(),
+  bitDepth: z.number().int(),
+  colorPrimaries: z.string().optional(),
+  colorTransfer: z.string().optional(),
+  colorSpace: z.string().optional(),
+  colorRange: z.string().optional(),
+  masteringDisplay: z.object({ red: xy, green: xy, blue: xy, whitePoint: xy, minLuminance: z.number(), maxLuminance: z.number() }).optional(),
+  contentLightLevel: z.object({ maxContent: z.number(), maxAverage: z.number() }).optional(),
+  dynamicRange: z.enum(['sdr', 'hdr10', 'hlg']),
+});
 
 export const reportPointSchema = z.object({
   mode: z.enum(COMPARE_MODES),
@@ -64,6 +78,10 @@ export const reportPointSchema = z.object({
   encoderOptions: z.string().nullable(),
   /** The ffmpeg command line that made the file (temporary paths as they were then). */
   command: z.string().nullable(),
+  /** The expert parameters passed to this encode's encoder (--x265-params / --x264-params), as given; {} for none. */
+  encoderParams: z.record(z.string(), z.string()),
+  /** The written file's bit depth, colour description and HDR metadata, as probed. */
+  picture: pictureSchema.nullable(),
   /**
    * Set on the extra ROI encode whose CRF was searched to match this uniform file's bitrate, for
    * the side-by-side; it is not one of the BD-rate curves' points.

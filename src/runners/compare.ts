@@ -3,8 +3,9 @@ import { basename, join } from 'node:path';
 import { analyzeProbed, resolveAnalyzeOptions, type AnalyzeOptions } from '../analysis/analyze.js';
 import type { Box } from '../analysis/boxes.js';
 import { RoiError, throwIfAborted } from '../media/errors.js';
-import { codecAnalyzeOptions, requireEvenSize } from '../encode/encode.js';
+import { codecAnalyzeOptions, requireEvenSize, type LocalEncodeOptions } from '../encode/encode.js';
 import { CODECS, codecFor } from '../encode/codec.js';
+import { parseEncoderParams } from '../encode/encoder-params.js';
 import { formatRate, parseRate } from '../encode/rate-control.js';
 import { encode } from './encode.js';
 import { X265_PRESETS } from '../encode/argv.js';
@@ -39,6 +40,9 @@ export interface CompareOptions extends Omit<AnalyzeOptions, 'onProgress'> {
    * today) beside x265, or 'x265' beside x264.
    */
   baseline?: 'x264' | 'x265' | 'none' | string;
+  /** Expert parameters for every x265 encode of the comparison (as encode's x265Params), and the same for x264. */
+  x265Params?: LocalEncodeOptions['x265Params'];
+  x264Params?: LocalEncodeOptions['x264Params'];
   /** A plan for the ROI encodes instead of a fresh analysis (a Plan or a path). */
   plan?: Plan | string;
   preset?: string;
@@ -114,6 +118,16 @@ export async function compare(input: string, outputDir: string, options: Compare
   const matchCrf = options.matchCrf === undefined ? undefined : expectNumber('matchCrf', options.matchCrf, 0, 51);
   // A fresh plan gets the codec's own default offsets, as encode's does.
   const analyzeResolved = resolveAnalyzeOptions(codecAnalyzeOptions(codecFor(codec), options));
+  // Expert parameters are checked now, not at the first encode after the analysis: each must be for
+  // an encoder this comparison uses.
+  const encoders = baseline === 'none' ? [codec] : [codec, baseline];
+  for (const name of CODECS) {
+    const given = name === 'x265' ? options.x265Params : options.x264Params;
+    if (given === undefined) continue;
+    const description = codecFor(name);
+    if (!encoders.includes(name)) throw new RoiError('INVALID_OPTION', `${description.paramsName} is for ${name}, but this comparison encodes with ${encoders.join(' and ')} only: use ${codecFor(codec).paramsName} instead, or use baseline ${name}`, { option: description.paramsName });
+    parseEncoderParams(description, given);
+  }
   const bins = resolveBinaries(options);
   const { signal, onProgress } = options;
   await checkOutputDir(outputDir, { force: options.force, inputs: [input], marker: REPORT_JSON, what: 'report directory' });
@@ -152,6 +166,9 @@ export async function compare(input: string, outputDir: string, options: Compare
         ...options,
         roi: job.mode === 'roi' ? 'faces' : 'none',
         codec: codecOf(job.mode),
+        // Each encoder gets its own expert parameters (the baseline's encoder may have none).
+        x265Params: codecOf(job.mode) === 'x265' ? options.x265Params : undefined,
+        x264Params: codecOf(job.mode) === 'x264' ? options.x264Params : undefined,
         plan: job.mode === 'roi' ? plan : undefined,
         // compare's own matchCrf is for its one target encode; every other encode is at its rate point.
         crf: job.matchCrf === undefined ? job.rate.crf : undefined,
@@ -196,6 +213,8 @@ export async function compare(input: string, outputDir: string, options: Compare
         encoder: sei?.encoder ?? null,
         encoderOptions: sei?.options ?? null,
         command: r.command ?? null,
+        encoderParams: r.encoderParams,
+        picture: r.picture ?? null,
         ...(job.matching ? { matching: job.matching } : {}),
         ...(r.target && job.matchCrf !== undefined ? { target: { matchCrf: job.matchCrf, referenceFacePsnr: finiteOrNull(r.target.targetFacePsnr), met: r.target.met } } : {}),
       };

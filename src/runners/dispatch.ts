@@ -24,8 +24,10 @@ export async function encodeWith(input: string, output: string, options: EncodeO
     if (stray) throw new RoiError('INVALID_OPTION', `${stray} only applies to an encode sent to workers: drop it, or use redis`, { option: stray });
     return encodeLocal(await prepareEncode(input, output, options, hooks), options, hooks);
   }
-  const rated = (['bitrate', 'targetSize', 'maxrate', 'bufsize'] as const).find((name) => options[name] !== undefined) ?? (options.audio !== undefined && options.audio !== 'copy' ? 'audio' : undefined);
-  if (rated) throw conflict('redis', rated, 'encodes across machines take a CRF for now; a budget shared between chunks is not built yet');
+  // Each chunk is its own encoder run whose buffer starts full: a cap kept inside every chunk can
+  // still be broken where two chunks meet, so a VBV is not promised across machines.
+  const capped = (['maxrate', 'bufsize'] as const).find((name) => options[name] !== undefined);
+  if (capped) throw conflict('redis', capped, 'chunks encoded apart cannot keep one decoder buffer across their joins');
   const { resolveDistributed } = await import('../distributed/submit.js');
   // Validated before the output is checked or the input probed, so a bad URL fails at once.
   const distributed = resolveDistributed(options, resolveEncodeOptions(options).codec);
