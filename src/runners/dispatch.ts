@@ -26,6 +26,9 @@ export async function encodeWith(input: string, output: string, options: EncodeO
   }
   const rated = (['bitrate', 'targetSize', 'maxrate', 'bufsize'] as const).find((name) => options[name] !== undefined) ?? (options.audio !== undefined && options.audio !== 'copy' ? 'audio' : undefined);
   if (rated) throw conflict('redis', rated, 'encodes across machines take a CRF for now; a budget shared between chunks is not built yet');
+  // Chunk jobs carry no output size (worker, job schema and assembly would all need it): refused before any work.
+  const scaled = (['height', 'width'] as const).find((name) => options[name] !== undefined);
+  if (scaled) throw conflict('redis', scaled, 'workers encode chunks at the source\'s size for now; scaling across machines is not built yet');
   const { resolveDistributed } = await import('../distributed/submit.js');
   // Validated before the output is checked or the input probed, so a bad URL fails at once.
   const distributed = resolveDistributed(options, resolveEncodeOptions(options).codec);

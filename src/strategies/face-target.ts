@@ -12,7 +12,7 @@ import type { Plan } from '../plan/plan.js';
 import { ProgressMeter, type ProgressListener } from '../media/progress.js';
 import { crfForValue } from '../report/matching.js';
 import { KEPT_FACE_BYTES, KeptFaces, measureFaces, measureKeptFaces, type FaceQuality } from '../report/metrics.js';
-import { expectNumber, expectOneOf, invalid } from '../media/validate.js';
+import { conflict, expectNumber, expectOneOf, invalid } from '../media/validate.js';
 import { buildEncodeArgs, containerFor, ENCODE_DEFAULTS, planTracks, X265_PRESETS } from '../encode/argv.js';
 import { requireEvenSize, resolveEncodeOptions, resolvePlan } from '../encode/encode.js';
 import { encoderParams } from '../encode/codec.js';
@@ -170,6 +170,11 @@ export function resolveFaceTarget(options: EncodeOptions & FaceTargetOptions): R
   const roi = options.roi ?? 'faces';
   if (typeof roi !== 'string' || !roi.split(',').map((s) => s.trim()).includes('faces')) throw invalid("'faces' or 'faces,saliency' with a face-quality target (it measures faces)", 'roi', roi);
   if (options.redis !== undefined) throw invalid('no redis with a face-quality target (the search runs on one machine)', 'redis', options.redis);
+  // The search and its whole-output check measure faces against the source frames and the plan at
+  // the source's size (src/report/metrics.ts, and the source frames the final encode taps); a scaled
+  // output would need both scaled the same way first, which is not built.
+  const scaled = (['height', 'width'] as const).find((name) => options[name] !== undefined);
+  if (scaled) throw conflict(kind, scaled, 'the face-quality search measures faces against the source at its own size; scaled measurement is not built yet');
   return { kind, value, verifyReference: Boolean(options.verifyReference) };
 }
 
