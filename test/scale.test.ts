@@ -198,6 +198,24 @@ describe('scaled encodes', () => {
     assert.doesNotMatch(same.command!, /scale=/);
   });
 
+  it('scales for x264 with the ROI, and keeps 10-bit HDR10 (colour tags, mastering display, MaxCLL) through the scale', async () => {
+    const x264 = await encode(head(), join(dir, 'x264-150.mp4'), { codec: 'x264', height: 150, preset: 'fast', force: true });
+    assert.deepEqual(probedSize(x264.output), { width: 200, height: 150, frames: 75 });
+    assert.equal(x264.codec, 'x264');
+    assert.ok(x264.plan!.segments.some((seg) => seg.regions.some((r) => r.kind === 'face')), 'the analysis found the face');
+    const master = 'G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,50)';
+    const hdr = fixture(dir, 'hdr10.mp4', (out) => [
+      '-f', 'lavfi', '-i', 'testsrc2=size=640x360:rate=25:duration=0.4', '-vf', 'format=yuv420p10le',
+      '-c:v', 'libx265', '-preset', 'ultrafast', '-x265-params', `log-level=error:hdr10=1:repeat-headers=1:master-display=${master}:max-cll=1000,400`,
+      '-color_primaries', 'bt2020', '-color_trc', 'smpte2084', '-colorspace', 'bt2020nc', '-color_range', 'tv', out]);
+    const r = await encode(hdr, join(dir, 'hdr10-180.mp4'), { roi: 'none', height: 180, preset: 'ultrafast', force: true });
+    assert.deepEqual(probedSize(r.output), { width: 320, height: 180, frames: 10 });
+    assert.deepEqual(
+      { pixelFormat: r.picture!.pixelFormat, primaries: r.picture!.colorPrimaries, transfer: r.picture!.colorTransfer, space: r.picture!.colorSpace, range: r.picture!.colorRange, maxCll: r.picture!.contentLightLevel?.maxContent, mastering: r.picture!.masteringDisplay !== undefined },
+      { pixelFormat: 'yuv420p10le', primaries: 'bt2020', transfer: 'smpte2084', space: 'bt2020nc', range: 'tv', maxCll: 1000, mastering: true },
+    );
+  });
+
   it('refuses bad values in one line, exit 1, nothing written', () => {
     const src = head();
     const cases: [string[], RegExp][] = [
