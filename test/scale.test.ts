@@ -198,6 +198,16 @@ describe('scaled encodes', () => {
     assert.doesNotMatch(same.command!, /scale=/);
   });
 
+  it('takes sizes as stored: a source rotated for display keeps its rotation, its stored height is --height', async () => {
+    const rotated = fixture(dir, 'rotated.mp4', (out) => ['-i', head(), '-c', 'copy', '-metadata:s:v:0', 'rotate=90', out]);
+    const r = await encode(rotated, join(dir, 'rotated-150.mp4'), { roi: 'none', height: 150, preset: 'ultrafast', force: true });
+    const s = (ffprobeJson(r.output, ['-select_streams', 'v:0', '-show_entries', 'stream=width,height:stream_side_data=rotation']) as { streams: { width: number; height: number; side_data_list?: { rotation?: number }[] }[] }).streams[0]!;
+    const before = (ffprobeJson(rotated, ['-select_streams', 'v:0', '-show_entries', 'stream_side_data=rotation']) as { streams: { side_data_list?: { rotation?: number }[] }[] }).streams[0]!;
+    assert.deepEqual({ width: s.width, height: s.height }, { width: 200, height: 150 });
+    assert.equal(s.side_data_list?.[0]?.rotation, before.side_data_list?.[0]?.rotation);
+    assert.ok(Math.abs(s.side_data_list?.[0]?.rotation ?? 0) === 90);
+  });
+
   it('scales for x264 with the ROI, and keeps 10-bit HDR10 (colour tags, mastering display, MaxCLL) through the scale', async () => {
     const x264 = await encode(head(), join(dir, 'x264-150.mp4'), { codec: 'x264', height: 150, preset: 'fast', force: true });
     assert.deepEqual(probedSize(x264.output), { width: 200, height: 150, frames: 75 });
