@@ -55,7 +55,7 @@ export interface LocalEncodeOptions extends Omit<AnalyzeOptions, 'roi'>, Omit<Ra
    * Output height in pixels (even, 16 up to the source's): the picture is scaled down with lanczos,
    * its aspect ratio kept, the width rounded to even. The plan is made on the source, and its regions
    * are moved to the output's blocks. Sizes are the stored picture's (a rotated phone video's
-   * `height: 720` is its 720p). Not with `width`, a face-quality target or `redis`.
+   * `height: 720` is its 720p). Not with `width`, nor with `redis`.
    */
   height?: number;
   /** Output width in pixels, as `height` (the height then follows). */
@@ -214,7 +214,7 @@ export interface EncodeHooks {
   info?: VideoInfo;
   /**
    * Reads the decoded source frames (raw yuv420p, each frame in order) while the encode runs
-   * (EncodeArgs.sourceTap). For yuv420p inputs only.
+   * (EncodeArgs.sourceTap); scaled to the output's size when the output is. For yuv420p inputs only.
    */
   sourceFrames?: (frames: Readable) => Promise<void>;
 }
@@ -308,7 +308,9 @@ export async function encodeLocal(prepared: PreparedEncode, options: LocalEncode
   let command: string | undefined;
   const outcome = await withScratchDir(async (dir) => {
     let filterScript: string | undefined;
-    const graph = buildVideoGraph(plan, { strength, frameTimes: info.frameTimes, outputLabel: 'v', size, blockSize: description.blockSize });
+    // A scaled encode's tap reads the scaled frames (the face-quality target measures at the output's size).
+    const tapLabel = hooks.sourceFrames && size ? 'tap' : undefined;
+    const graph = buildVideoGraph(plan, { strength, frameTimes: info.frameTimes, outputLabel: 'v', size, blockSize: description.blockSize, tapLabel });
     if (graph) {
       filterScript = join(dir, 'roi.filter');
       await writeFile(filterScript, graph);
@@ -331,6 +333,7 @@ export async function encodeLocal(prepared: PreparedEncode, options: LocalEncode
           encTimeBase: info.timeBase,
           videoOnly: options.videoOnly,
           sourceTap: hooks.sourceFrames !== undefined,
+          tapLabel,
         });
       const runPass = async (passArgs: string[], label: string | undefined) => {
         const meter = new ProgressMeter('encode', info.frameCount, options.onProgress, label);

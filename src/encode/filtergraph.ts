@@ -79,12 +79,14 @@ const SCALED = 'scaled';
  * after it, with the plan's regions in output blocks (scale.ts scalePlan). Undefined
  * when there is nothing to filter (a uniform encode at the source's size).
  */
-export function buildVideoGraph(plan: Plan | undefined, options: GraphOptions & { size?: PictureSize; blockSize: number }): string | undefined {
+export function buildVideoGraph(plan: Plan | undefined, options: GraphOptions & { size?: PictureSize; blockSize: number; tapLabel?: string }): string | undefined {
   const input = options.inputLabel ?? '0:v:0';
   if (!options.size) return plan ? buildRoiFilterGraph(plan, options) : undefined;
-  if (!plan) return `[${input}]${scaleFilter(options.size)}[${options.outputLabel}]`;
+  // `tapLabel`: a second pad with the scaled frames before any ROI, for the face-quality target's tap.
+  const scale = (label: string) => `[${input}]${scaleFilter(options.size!)}${options.tapLabel ? `,split=2[${label}][${options.tapLabel}]` : `[${label}]`}`;
+  if (!plan) return scale(options.outputLabel);
   const scaled = scalePlan(plan, options.size, options.blockSize);
-  return `[${input}]${scaleFilter(options.size)}[${SCALED}];\n${buildRoiFilterGraph(scaled, { ...options, inputLabel: SCALED })}`;
+  return `${scale(SCALED)};\n${buildRoiFilterGraph(scaled, { ...options, inputLabel: SCALED })}`;
 }
 
 /** x265 `zones`: frame ranges (inclusive end) with a bitrate multiplier. */

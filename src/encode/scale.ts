@@ -98,15 +98,20 @@ export function scaleRegion(r: PlanRegion, source: PictureSize, output: PictureS
 }
 
 /**
- * The plan as the encode of a scaled output applies it: its input is the output's size and every
- * segment's regions are in output blocks (scaleRegion); frames, zones, cuts and offsets unchanged.
- * Detections stay as they were found, on the source: the graph reads only segments.
+ * The plan as it applies to a scaled output: its input is the output's size, every segment's regions
+ * are in output blocks (scaleRegion, what the encode's addroi gets), and the detections' boxes are
+ * scaled exactly (what a face measurement on the output masks); frames, zones, cuts and offsets
+ * unchanged.
  */
 export function scalePlan(plan: Plan, output: PictureSize, block: number): Plan {
   const source = { width: plan.input.width, height: plan.input.height };
+  const sx = output.width / source.width;
+  const sy = output.height / source.height;
+  const box = <T extends { x: number; y: number; w: number; h: number }>(b: T): T => ({ ...b, x: b.x * sx, y: b.y * sy, w: b.w * sx, h: b.h * sy });
   return {
     ...plan,
     input: { ...plan.input, width: output.width, height: output.height },
+    detections: plan.detections.map((d) => ({ ...d, faces: d.faces.map(box), ...(d.salient ? { salient: d.salient.map(box) } : {}) })),
     segments: plan.segments.map((seg) => ({
       ...seg,
       regions: seg.regions.map((r) => scaleRegion(r, source, output, block)).filter((r) => r.w > 0 && r.h > 0),
