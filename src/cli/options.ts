@@ -58,6 +58,8 @@ export const CLI_FLAGS: Record<string, string> = {
   maxrate: '--maxrate',
   bufsize: '--bufsize',
   audio: '--audio',
+  height: '--height',
+  width: '--width',
 };
 
 /** Options that rate-control messages name in their text ("no crf with bitrate: drop one"), not only as the subject. */
@@ -85,7 +87,7 @@ export function cliMessage(error: RoiError): string {
 }
 
 /** Numeric options: parsed as numbers, shown as [number] in help. */
-const NUMERIC = ['sample-fps', 'min-score', 'min-face', 'crf', 'strength', 'chunk-seconds', 'concurrency', 'threads', 'match-crf', 'target-face-psnr'];
+const NUMERIC = ['sample-fps', 'min-score', 'min-face', 'crf', 'strength', 'chunk-seconds', 'concurrency', 'threads', 'match-crf', 'target-face-psnr', 'height', 'width'];
 
 /**
  * yargs turns a non-numeric value of a number option into NaN; the library should see what was typed
@@ -148,6 +150,8 @@ export const encodeOptions = (y: Argv) =>
     .option('target-size', { type: 'string', requiresArg: true, describe: 'Size of the whole output file, two-pass: 8MB, 500MiB (never above, at most 3% under)' })
     .option('maxrate', { type: 'string', requiresArg: true, describe: 'VBV peak rate (with --bufsize), capping --crf or --bitrate: 4M' })
     .option('bufsize', { type: 'string', requiresArg: true, describe: 'VBV buffer in bits, written like a rate: 8M' })
+    .option('height', { type: 'number', requiresArg: true, describe: 'Output height in pixels, even, at most the source\'s: scaled down with lanczos, aspect kept (720 makes a 1080p source 720p)' })
+    .option('width', { type: 'number', requiresArg: true, describe: 'Output width in pixels, as --height (the height follows, rounded to even)' })
     .option('audio', { type: 'string', requiresArg: true, defaultDescription: 'copy', describe: 'copy, aac:RATE or opus:RATE (e.g. aac:96k): encode the audio, counted exactly in --target-size' })
     .option('redis', { type: 'string', requiresArg: true, describe: 'Encode in chunks on `roi-encode worker` processes served by this Redis (redis://host:6379)' })
     .option('chunk-seconds', { type: 'number', requiresArg: true, defaultDescription: '30', describe: 'With --redis: target chunk length; chunks end at scene cuts where one is near' })

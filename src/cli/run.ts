@@ -103,6 +103,8 @@ export function runEncode(argv: Record<string, unknown>): Promise<void> {
       audio: argv.audio as string | undefined,
       preset: argv.preset as string | undefined,
       strength: argv.strength as number | undefined,
+      height: argv.height as number | undefined,
+      width: argv.width as number | undefined,
       codec: argv.codec as 'x265' | 'x264' | undefined,
       x265Params: argv['x265-params'] as string | undefined,
       x264Params: argv['x264-params'] as string | undefined,
@@ -133,6 +135,9 @@ export function runEncode(argv: Record<string, unknown>): Promise<void> {
       ...(result.requestedBitrateKbps !== undefined ? { requestedBitrateKbps: round(result.requestedBitrateKbps, 1) } : {}),
       passes: result.passes,
       frames: result.frames,
+      width: result.width,
+      height: result.height,
+      ...(result.scaledFrom ? { scaledFrom: result.scaledFrom } : {}),
       durationSeconds: round(result.durationSeconds, 3),
       analysisSeconds: round(result.analysisSeconds, 2),
       encodeSeconds: round(result.encodeSeconds, 2),
@@ -154,8 +159,10 @@ export function runEncode(argv: Record<string, unknown>): Promise<void> {
     else {
       // Two-pass encodes say what was asked beside what came out.
       const asked = result.targetBytes !== undefined ? ` (${result.bytes} of ${result.targetBytes} bytes asked)` : '';
+      // A scaled output says its size (an unscaled one is the source's, as always).
+      const scaled = result.scaledFrom ? ` at ${result.width}x${result.height} (scaled from ${result.scaledFrom.width}x${result.scaledFrom.height})` : '';
       const passes = result.passes > 1 ? `, ${result.passes} passes, video ${summary.videoBitrateKbps.toFixed(1)} kbit/s` : '';
-      process.stderr.write(`wrote ${output}: ${(result.bytes / 1024).toFixed(1)} KiB${asked}, ${summary.bitrateKbps.toFixed(1)} kbit/s${passes}, ${result.frames} frames, ${result.codec}${paramsText(result.encoderParams)}${pictureWords(result.picture)}, roi ${result.roi}, analysis ${summary.analysisSeconds.toFixed(2)} s + encode ${summary.encodeSeconds.toFixed(2)} s\n`);
+      process.stderr.write(`wrote ${output}: ${(result.bytes / 1024).toFixed(1)} KiB${asked}, ${summary.bitrateKbps.toFixed(1)} kbit/s${passes}, ${result.frames} frames${scaled}, ${result.codec}${paramsText(result.encoderParams)}${pictureWords(result.picture)}, roi ${result.roi}, analysis ${summary.analysisSeconds.toFixed(2)} s + encode ${summary.encodeSeconds.toFixed(2)} s\n`);
     }
     if (!json && result.sizeShortfall) process.stderr.write(`smaller than asked: ${result.sizeShortfall}\n`);
     if (!json && result.target) process.stderr.write(`${(await import('../strategies/face-target-summary.js')).targetSentence(result.target)}\n`);

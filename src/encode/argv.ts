@@ -60,6 +60,8 @@ export interface EncodeArgs {
    * source again. For yuv420p sources only (any other would be converted on the way).
    */
   sourceTap?: boolean;
+  /** The graph's pad the tap reads instead of the input's video: a scaled encode taps its scaled frames. */
+  tapLabel?: string;
   /** Rate control other than plain CRF (src/encode/rate-control.ts ratePass): replaces -crf; a first pass writes nothing. */
   rate?: RatePass;
 }
@@ -116,7 +118,7 @@ export function buildEncodeArgs(a: EncodeArgs): string[] {
   if (firstPass) return [...args, '-progress', 'pipe:1', '-f', 'null', '-'];
   args.push(...muxerArgs(a.container, codec));
   args.push('-progress', 'pipe:1', a.output);
-  if (a.sourceTap) args.push('-map', '0:v:0', '-fps_mode', 'passthrough', '-pix_fmt', 'yuv420p', '-f', 'rawvideo', 'pipe:3');
+  if (a.sourceTap) args.push('-map', a.tapLabel ? `[${a.tapLabel}]` : '0:v:0', '-fps_mode', 'passthrough', '-pix_fmt', 'yuv420p', '-f', 'rawvideo', 'pipe:3');
   return args;
 }
 

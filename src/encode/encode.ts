@@ -11,7 +11,8 @@ import { readPlan, validatePlan, type Plan } from '../plan/plan.js';
 import { ProgressMeter } from '../media/progress.js';
 import { expectNumber, expectOneOf } from '../media/validate.js';
 import { buildEncodeArgs, containerFor, ENCODE_DEFAULTS, planTracks, X265_PRESETS, type Container, type TrackPlan, type X265Preset } from './argv.js';
-import { buildRoiFilterGraph, zonesParam } from './filtergraph.js';
+import { buildVideoGraph, zonesParam } from './filtergraph.js';
+import { resolveScale, scaledSize, type PictureSize } from './scale.js';
 import { CODECS, codecFor, encoderParams, X265, type CodecDescription } from './codec.js';
 import { resolveEncoderParams } from './encoder-params.js';
 import { applyAudioChoice, parseAudio } from './audio.js';
@@ -51,6 +52,15 @@ export interface LocalEncodeOptions extends Omit<AnalyzeOptions, 'roi'>, Omit<Ra
   /** Overwrite an existing output. */
   force?: boolean;
   /**
+   * Output height in pixels (even, 16 up to the source's): the picture is scaled down with lanczos,
+   * its aspect ratio kept, the width rounded to even. The plan is made on the source, and its regions
+   * are moved to the output's blocks. Sizes are the stored picture's (a rotated phone video's
+   * `height: 720` is its 720p). Not with `width`, nor with `redis`.
+   */
+  height?: number;
+  /** Output width in pixels, as `height` (the height then follows). */
+  width?: number;
+  /**
    * 'x265' (HEVC, default) or 'x264' (H.264 High: what browsers play). ROI works with either; the
    * plan's default offsets are the codec's (src/encode/codec.ts).
    */
@@ -79,6 +89,11 @@ export interface LocalEncodeResult {
   analysisSeconds: number;
   frames: number;
   durationSeconds: number;
+  /** The output picture's size in pixels (stored, before any display rotation): the source's, or the scaled one with height or width. */
+  width: number;
+  height: number;
+  /** With height or width: the source's size the output was scaled from (absent when not scaled). */
+  scaledFrom?: PictureSize;
   /** 'none', or what the analysis looked for ('faces', 'faces,saliency', …; 'plan' for a given plan). */
   roi: string;
   codec: 'x265' | 'x264';
@@ -154,7 +169,8 @@ function checkPlanFits(plan: Plan, info: VideoInfo, source: string): void {
 /**
  * What every encode result says of its output: the size of `file` (where it was written; `output`
  * is the name reported), the bitrate over the input's duration, the video stream's own bitrate (its
- * packets), and how many x265 passes made it (one, unless the caller ran more).
+ * packets), how many x265 passes made it (one, unless the caller ran more), and its picture size
+ * (the source's unless it was scaled).
  */
 export async function outputFacts(
   file: string,
@@ -162,11 +178,12 @@ export async function outputFacts(
   info: VideoInfo,
   bins: Binaries = resolveBinaries(),
   passes = 1,
-): Promise<Pick<LocalEncodeResult, 'output' | 'bytes' | 'bitrateKbps' | 'videoBitrateKbps' | 'passes' | 'frames' | 'durationSeconds'>> {
+  picture: PictureSize = info,
+): Promise<Pick<LocalEncodeResult, 'output' | 'bytes' | 'bitrateKbps' | 'videoBitrateKbps' | 'passes' | 'frames' | 'durationSeconds' | 'width' | 'height'>> {
   const { size } = await stat(file);
   const video = await videoStreamBytes(file, bins);
   const kbps = (bytes: number) => (bytes * 8) / 1000 / info.durationSeconds;
-  return { output, bytes: size, bitrateKbps: kbps(size), videoBitrateKbps: kbps(video.bytes), passes, frames: info.frameCount, durationSeconds: info.durationSeconds };
+  return { output, bytes: size, bitrateKbps: kbps(size), videoBitrateKbps: kbps(video.bytes), passes, frames: info.frameCount, durationSeconds: info.durationSeconds, width: picture.width, height: picture.height };
 }
 
 /** The plan an encode uses: the one given (checked against the input), or a fresh analysis. */
@@ -197,7 +214,7 @@ export interface EncodeHooks {
   info?: VideoInfo;
   /**
    * Reads the decoded source frames (raw yuv420p, each frame in order) while the encode runs
-   * (EncodeArgs.sourceTap). For yuv420p inputs only.
+   * (EncodeArgs.sourceTap); scaled to the output's size when the output is. For yuv420p inputs only.
    */
   sourceFrames?: (frames: Readable) => Promise<void>;
 }
@@ -215,7 +232,8 @@ export function resolveEncodeOptions(options: LocalEncodeOptions) {
   const expertParams = resolveEncoderParams(description, options, { vbvOwned: rate.vbv !== undefined });
   const analyzeResolved = resolveAnalyzeOptions({ ...codecAnalyzeOptions(description, options), roi: uniform ? 'faces' : options.roi });
   const audio = parseAudio(options.audio);
-  return { codec, description, uniform, crf, rate, audio, preset, strength, expertParams, analyzeResolved };
+  const scale = resolveScale(options);
+  return { codec, description, uniform, crf, rate, audio, preset, strength, expertParams, analyzeResolved, scale };
 }
 
 export type ResolvedEncodeOptions = ReturnType<typeof resolveEncodeOptions>;
@@ -245,6 +263,8 @@ export interface PreparedEncode {
   budget?: SizeBudget;
   /** The source's bit depth, colour and HDR metadata (src/media/hdr.ts). */
   picture: PictureFormat;
+  /** With height or width: the output's size (undefined when it is the source's, so nothing is scaled). */
+  size?: PictureSize;
 }
 
 /**
@@ -264,7 +284,9 @@ export async function prepareEncode(input: string, output: string, options: Loca
   // The face models load while the input is probed.
   if (!uniform && !options.plan && analyseHere) preloadModels(analyzeResolved);
   const [info, picture] = await Promise.all([hooks.info ?? probeVideo(input, bins, signal), probePictureFormat(input, bins, signal)]);
-  requireEvenSize(info);
+  // A scaled output is even whatever the source is; otherwise the source's own size is encoded.
+  const size = resolved.scale ? scaledSize(info, resolved.scale) : undefined;
+  if (!size) requireEvenSize(info);
   refuseUnsupportedHdr(resolved.description, picture);
   if (hooks.sourceFrames && info.pixelFormat !== 'yuv420p') throw new Error(`sourceFrames needs a yuv420p input, not ${info.pixelFormat}`);
   // Streams the output cannot hold are refused now, not after the analysis.
@@ -275,7 +297,7 @@ export async function prepareEncode(input: string, output: string, options: Loca
   let plan: Plan | undefined;
   let analysisSeconds = 0;
   if (!uniform && (options.plan || analyseHere)) ({ plan, analysisSeconds } = await resolvePlan(info, options, analyzeResolved, bins));
-  return { input, output, resolved, container, bins, info, tracks, plan, analysisSeconds, budget, picture };
+  return { input, output, resolved, container, bins, info, tracks, plan, analysisSeconds, budget, picture, size };
 }
 
 /**
@@ -283,16 +305,19 @@ export async function prepareEncode(input: string, output: string, options: Loca
  * for a bitrate or size: ./passes.ts) from the prepared plan, written atomically.
  */
 export async function encodeLocal(prepared: PreparedEncode, options: LocalEncodeOptions, hooks: EncodeHooks = {}): Promise<LocalEncodeResult> {
-  const { input, output, container, bins, info, tracks, plan, analysisSeconds, budget } = prepared;
+  const { input, output, container, bins, info, tracks, plan, analysisSeconds, budget, size } = prepared;
   const { description, codec, uniform, crf, rate, preset, strength, expertParams, analyzeResolved } = prepared.resolved;
   const { signal } = options;
   const started = performance.now();
   let command: string | undefined;
   const outcome = await withScratchDir(async (dir) => {
     let filterScript: string | undefined;
-    if (plan) {
+    // A scaled encode's tap reads the scaled frames (the face-quality target measures at the output's size).
+    const tapLabel = hooks.sourceFrames && size ? 'tap' : undefined;
+    const graph = buildVideoGraph(plan, { strength, frameTimes: info.frameTimes, outputLabel: 'v', size, blockSize: description.blockSize, tapLabel });
+    if (graph) {
       filterScript = join(dir, 'roi.filter');
-      await writeFile(filterScript, buildRoiFilterGraph(plan, { strength, frameTimes: info.frameTimes, outputLabel: 'v' }));
+      await writeFile(filterScript, graph);
     }
     return writeAtomically(output, (temp) => {
       const args = (out: string, ratePass: RatePass) =>
@@ -312,6 +337,7 @@ export async function encodeLocal(prepared: PreparedEncode, options: LocalEncode
           encTimeBase: info.timeBase,
           videoOnly: options.videoOnly,
           sourceTap: hooks.sourceFrames !== undefined,
+          tapLabel,
         });
       const runPass = async (passArgs: string[], label: string | undefined) => {
         const meter = new ProgressMeter('encode', info.frameCount, options.onProgress, label);
@@ -354,7 +380,8 @@ export async function encodeLocal(prepared: PreparedEncode, options: LocalEncode
   });
   const encodeSeconds = (performance.now() - started) / 1000;
   return {
-    ...(await outputFacts(output, output, info, bins, outcome.passes)),
+    ...(await outputFacts(output, output, info, bins, outcome.passes, size)),
+    ...(size ? { scaledFrom: { width: info.width, height: info.height } } : {}),
     encodeSeconds,
     analysisSeconds,
     roi: uniform ? 'none' : options.plan ? 'plan' : analyzeResolved.roi.join(','),

@@ -1,6 +1,7 @@
 import { segmentedGraph } from '../media/segmented-graph.js';
 import type { Plan, PlanRegion, PlanZone } from '../plan/plan.js';
 import { relieveKeyframes } from './keyframes.js';
+import { scaleFilter, scalePlan, type PictureSize } from './scale.js';
 
 /**
  * Plan → ffmpeg filtergraph. `addroi` is static per instance, so the timeline is split per segment
@@ -67,6 +68,25 @@ export function buildRoiFilterGraph(written: Plan, options: GraphOptions): strin
   const chains = segmentChains(plan, options.strength);
   const pieces = plan.segments.map((seg, i) => ({ startFrame: seg.startFrame, endFrame: seg.endFrame, chain: chains[i]! }));
   return segmentedGraph(`[${options.inputLabel ?? '0:v:0'}]`, pieces, options.frameTimes, options.outputLabel);
+}
+
+/** Label of the scaled picture inside the graph (segmentedGraph's own labels are s0, v0, g0s0, …). */
+const SCALED = 'scaled';
+
+/**
+ * The encode's whole video graph: the output size first when it is not the source's (`size`), then
+ * the plan's ROI. ffmpeg's scale passes ROI side data on without rescaling it, so addroi has to come
+ * after it, with the plan's regions in output blocks (scale.ts scalePlan). Undefined
+ * when there is nothing to filter (a uniform encode at the source's size).
+ */
+export function buildVideoGraph(plan: Plan | undefined, options: GraphOptions & { size?: PictureSize; blockSize: number; tapLabel?: string }): string | undefined {
+  const input = options.inputLabel ?? '0:v:0';
+  if (!options.size) return plan ? buildRoiFilterGraph(plan, options) : undefined;
+  // `tapLabel`: a second pad with the scaled frames before any ROI, for the face-quality target's tap.
+  const scale = (label: string) => `[${input}]${scaleFilter(options.size!)}${options.tapLabel ? `,split=2[${label}][${options.tapLabel}]` : `[${label}]`}`;
+  if (!plan) return scale(options.outputLabel);
+  const scaled = scalePlan(plan, options.size, options.blockSize);
+  return `${scale(SCALED)};\n${buildRoiFilterGraph(scaled, { ...options, inputLabel: SCALED })}`;
 }
 
 /** x265 `zones`: frame ranges (inclusive end) with a bitrate multiplier. */

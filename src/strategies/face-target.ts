@@ -18,6 +18,7 @@ import { requireEvenSize, resolveEncodeOptions, resolvePlan } from '../encode/en
 import { encoderParams } from '../encode/codec.js';
 import { encodeWith, type EncodeOptions, type EncodeResult } from '../runners/dispatch.js';
 import { buildRoiFilterGraph, zonesParam } from '../encode/filtergraph.js';
+import { scaledSize, scaleFilter, scalePlan, type PictureSize } from '../encode/scale.js';
 
 /*
  * The face-quality target: `matchCrf` ("faces at least as good as a uniform x265 encode at this CRF,
@@ -269,7 +270,7 @@ export function samplePlans(plan: Plan, stretches: Stretch[], frameTimes: ArrayL
  * dev composite's search ~1.2 s of CPU per pass over its 35 sample frames), or FFV1 when raw frames
  * could exceed RAW_SAMPLE_BYTES.
  */
-async function cutSamples(input: string, dir: string, stretches: Stretch[], info: { width: number; height: number; frameRate: number }, bins: Binaries, signal?: AbortSignal): Promise<string> {
+async function cutSamples(input: string, dir: string, stretches: Stretch[], info: { width: number; height: number; frameRate: number }, bins: Binaries, signal?: AbortSignal, size?: PictureSize): Promise<string> {
   const select = stretches.map((s) => `between(n,${s.warmStart},${s.end - 1})`).join('+');
   const frames = stretches.reduce((t, s) => t + s.end - s.warmStart, 0);
   // At most 4 bytes a pixel (up to 4:2:2 at 16 bits).
@@ -277,9 +278,24 @@ async function cutSamples(input: string, dir: string, stretches: Stretch[], info
   const file = join(dir, raw ? 'samples.nut' : 'samples.mkv');
   await run(bins.ffmpeg, [
     '-hide_banner', '-nostdin', '-nostats', '-loglevel', 'error', '-y', '-noautorotate', '-i', input,
-    '-map', '0:v:0', '-vf', `select='${select}',setpts=N/(${info.frameRate}*TB)`, '-frames:v', String(frames),
+    // A scaled output's samples are scaled as its encode scales them (the same filter, frame by frame).
+    '-map', '0:v:0', '-vf', `select='${select}',setpts=N/(${info.frameRate}*TB)${size ? `,${scaleFilter(size)}` : ''}`, '-frames:v', String(frames),
     '-fps_mode', 'passthrough', '-c:v', raw ? 'rawvideo' : 'ffv1', '-an', '-sn', '-dn', file,
   ], { signal, what: 'cutting sample stretches' });
+  return file;
+}
+
+/**
+ * The source at a scaled output's size, losslessly (FFV1), every frame in order: what a measurement
+ * of the whole output pairs against when the final encode's own tap cannot serve (a source not
+ * yuv420p, face regions over KEPT_FACE_BYTES) and for verifyReference.
+ */
+async function scaledCopy(input: string, dir: string, size: PictureSize, bins: Binaries, signal?: AbortSignal): Promise<string> {
+  const file = join(dir, 'scaled-source.mkv');
+  await run(bins.ffmpeg, [
+    '-hide_banner', '-nostdin', '-nostats', '-loglevel', 'error', '-y', '-noautorotate', '-i', input,
+    '-map', '0:v:0', '-vf', scaleFilter(size), '-fps_mode', 'passthrough', '-c:v', 'ffv1', '-an', '-sn', '-dn', file,
+  ], { signal, what: 'scaling the source to measure the output against' });
   return file;
 }
 
@@ -318,7 +334,7 @@ export async function encodeToFaceTarget(input: string, output: string, options:
   const preset = expectOneOf('preset', options.preset ?? ENCODE_DEFAULTS.preset, X265_PRESETS);
   const strength = expectNumber('strength', options.strength ?? ENCODE_DEFAULTS.strength, 0, 4);
   // The codec's default offsets and the expert's parameters, as the final encode will have them.
-  const { description: codec, expertParams, analyzeResolved } = resolveEncodeOptions(options);
+  const { description: codec, expertParams, analyzeResolved, scale } = resolveEncodeOptions(options);
   const container = containerFor(output);
   const bins = resolveBinaries(options);
   const { signal, onProgress } = options;
@@ -327,10 +343,19 @@ export async function encodeToFaceTarget(input: string, output: string, options:
   throwIfAborted(signal);
   if (!options.plan) preloadModels(analyzeResolved);
   const info = await probeVideo(input, bins, signal);
-  requireEvenSize(info);
+  // With height or width every measurement is at the output's size: against the source scaled as the
+  // encode scales it, with the plan's boxes moved there (scalePlan).
+  const size = scale ? scaledSize(info, scale) : undefined;
+  if (!size) requireEvenSize(info);
   if (!options.videoOnly) planTracks(info.tracks, container, output);
 
   const { plan, analysisSeconds } = await resolvePlan(info, options, analyzeResolved, bins);
+  const outputPlan = size ? scalePlan(plan, size, codec.blockSize) : plan;
+  /** Face quality of `distorted` (the whole video) against the source at the output's size: a scaled one is an FFV1 copy, made for this measurement alone. */
+  const measureWhole = (distorted: string, measureOptions: { signal?: AbortSignal; onProgress?: ProgressListener }) =>
+    size
+      ? withScratchDir(async (dir) => measureFaces(await scaledCopy(input, dir, size, bins, measureOptions.signal), distorted, outputPlan, bins, { ...measureOptions, pairBy: 'index' }))
+      : measureFaces(input, distorted, plan, bins, { ...measureOptions, pairBy: 'index' });
 
   // The final encode is a plain encode() at the chosen CRF: the target options are left out.
   const rest: EncodeOptions = { ...options, matchCrf: undefined, targetFacePsnr: undefined, verifyReference: undefined };
@@ -366,9 +391,9 @@ export async function encodeToFaceTarget(input: string, output: string, options:
   const searchStarted = performance.now();
   let goal = kind === 'targetFacePsnr' ? target.value : NaN;
   let referenceSample: { facePsnr: number; faceSsim: number; bytes: number } | undefined;
-  const samples = samplePlans(plan, stretches, info.frameTimes);
+  const samples = samplePlans(outputPlan, stretches, info.frameTimes);
   const search = await withScratchDir(async (dir) => {
-    const source = await cutSamples(input, dir, stretches, plan.input, bins, signal);
+    const source = await cutSamples(input, dir, stretches, outputPlan.input, bins, signal, size);
     // Sample encodes straight from the builders: encode()'s probing and checks would cost more than
     // these short encodes themselves.
     const frameTimes = Float64Array.from({ length: samples.frames }, (_, i) => i / plan.input.frameRate);
@@ -449,10 +474,11 @@ export async function encodeToFaceTarget(input: string, output: string, options:
   // face regions kept in memory), so that only the output is decoded to measure it; a source that is
   // not yuv420p (4:2:2, 10-bit, full-range yuvj420p), or whose kept face regions would exceed
   // KEPT_FACE_BYTES, is decoded again instead; the figures are the same either way.
-  const keepFaces = info.pixelFormat === 'yuv420p' && KeptFaces.bytesFor(plan) <= KEPT_FACE_BYTES;
+  const keepFaces = info.pixelFormat === 'yuv420p' && KeptFaces.bytesFor(outputPlan) <= KEPT_FACE_BYTES;
   const finalEncode = async (crf: number, label: string) => {
     const started = performance.now();
-    const kept = keepFaces ? new KeptFaces(plan) : undefined;
+    // A scaled encode taps its scaled frames, which the output-size plan fits.
+    const kept = keepFaces ? new KeptFaces(outputPlan) : undefined;
     const result = await encodeWith(input, output, { ...finalOptions, crf, force: finalOptions.force || tries.some((t) => t.on === 'whole'), onProgress: labelled(onProgress, label) }, {
       info,
       ...(kept ? { sourceFrames: (frames: Readable) => kept.keepAll(frames) } : {}),
@@ -465,7 +491,7 @@ export async function encodeToFaceTarget(input: string, output: string, options:
     const measureOptions = { signal: both, onProgress: labelled(onProgress, `${label}: measuring faces on the whole output`) };
     const [q, { bytes }] = await Promise.all([
       // The final encode passes every frame through (no frame added or dropped), so frames pair by index.
-      kept ? measureKeptFaces(kept, output, bins, measureOptions) : measureFaces(input, output, plan, bins, { ...measureOptions, pairBy: 'index' }),
+      kept ? measureKeptFaces(kept, output, bins, measureOptions) : measureWhole(output, measureOptions),
       videoStreamBytes(output, bins, both),
     ]).catch((error: unknown) => {
       stop.abort();
@@ -484,10 +510,10 @@ export async function encodeToFaceTarget(input: string, output: string, options:
       const file = join(dir, 'reference.mkv');
       const label = `uniform reference at CRF ${target.value} on the whole video (verifyReference)`;
       const started = performance.now();
-      await encodeWith(input, file, { roi: 'none', codec: options.codec, x265Params: options.x265Params, x264Params: options.x264Params, crf: target.value, preset, videoOnly: true, force: true, ffmpegPath: options.ffmpegPath, signal, onProgress: labelled(onProgress, label) });
+      await encodeWith(input, file, { roi: 'none', codec: options.codec, x265Params: options.x265Params, x264Params: options.x264Params, height: options.height, width: options.width, crf: target.value, preset, videoOnly: true, force: true, ffmpegPath: options.ffmpegPath, signal, onProgress: labelled(onProgress, label) });
       seconds.encode += (performance.now() - started) / 1000;
       const measured = performance.now();
-      const q = await measureFaces(input, file, plan, bins, { signal, onProgress: labelled(onProgress, label), pairBy: 'index' });
+      const q = await measureWhole(file, { signal, onProgress: labelled(onProgress, label) });
       const bytes = (await videoStreamBytes(file, bins, signal)).bytes;
       seconds.measure += (performance.now() - measured) / 1000;
       tries.push({ crf: target.value, on: 'whole', mode: 'uniform', facePsnr: q.facePsnr, faceSsim: q.faceSsim, bytes });
