@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -7,7 +8,7 @@ import { compare, reportSchema, type Report } from '../src/index.js';
 import { RoiError } from '../src/media/errors.js';
 import { parseBitrates } from '../src/runners/compare.js';
 import { sameSizeSentence } from '../src/report/words.js';
-import { cli, fixture, SAMPLE, workDir } from './helpers.js';
+import { cli, ffprobeJson, fixture, SAMPLE, workDir } from './helpers.js';
 
 // compare at bitrates (two-pass, ROI and uniform at the same size), in H.264 with an HEVC baseline,
 // and the report page playing the matched H.264 pair in real Chromium.
@@ -154,5 +155,40 @@ describe('compare --codec x264 --bitrates 30k,60k --baseline x265 (CLI, real enc
       assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
       assert.ok(!existsSync(target));
     }
+  });
+});
+
+describe('compare --height 150 (CLI, real encodes): every encode scaled, measured against the source scaled the same way', () => {
+  const short = fixture(dir, 'short.mp4', (out) => ['-i', SAMPLE, '-t', '2', '-c:v', 'copy', '-an', out]);
+  const out = join(dir, 'report-scaled');
+  let report: Report;
+
+  before(() => {
+    const r = cli(['compare', short, '-o', out, '--crf', '26,34', '--height', '150']);
+    assert.equal(r.code, 0, r.stderr);
+    report = reportSchema.parse(JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')));
+  });
+
+  it('encodes at 200x150 and says so; faces better and the background worse at each CRF', () => {
+    assert.deepEqual(report.settings.output, { width: 200, height: 150 });
+    assert.deepEqual([report.input.width, report.input.height], [400, 300]);
+    for (const p of report.points) {
+      const { streams } = ffprobeJson(join(out, p.file), ['-show_streams', '-select_streams', 'v']) as { streams: { width: number; height: number }[] };
+      assert.deepEqual([streams[0]!.width, streams[0]!.height], [200, 150], p.file);
+    }
+    for (const crf of report.settings.crfs) {
+      const u = report.points.find((p) => p.mode === 'uniform' && p.crf === crf)!;
+      const r = report.points.find((p) => p.mode === 'roi' && p.crf === crf)!;
+      assert.ok(r.facePsnr! > u.facePsnr!, `crf ${crf}: face ${r.facePsnr} vs ${u.facePsnr}`);
+      assert.ok(r.backgroundPsnr! < u.backgroundPsnr!, `crf ${crf}: background ${r.backgroundPsnr} vs ${u.backgroundPsnr}`);
+    }
+    assert.match(readFileSync(join(out, 'index.html'), 'utf8'), /400×300 encoded at 200×150 \(measured against the source scaled to it\)/);
+  });
+
+  it('full PSNR agrees with ffmpeg\'s psnr filter against the source scaled with lanczos', () => {
+    const p = report.points.find((x) => x.mode === 'roi' && x.crf === 34)!;
+    const { stderr } = spawnSync('ffmpeg', ['-hide_banner', '-nostats', '-i', join(out, p.file), '-i', short, '-lavfi', '[1:v]scale=200:150:flags=lanczos[ref];[0:v][ref]psnr', '-f', 'null', '-'], { encoding: 'utf8' });
+    const average = Number(/average:([\d.]+)/.exec(stderr)![1]);
+    assert.ok(Math.abs(average - p.psnr!) < 0.02, `report ${p.psnr} vs ffmpeg ${average}`);
   });
 });

@@ -178,6 +178,8 @@ export const compareOptions = (y: Argv) =>
     .option('preset', { type: 'string', defaultDescription: HELP_DEFAULTS.preset, describe: presetHelp })
     .option('strength', { type: 'number', requiresArg: true, defaultDescription: String(HELP_DEFAULTS.strength), describe: 'Scales all QP offsets: 0 uniform, 1 as planned, 2 twice as strong' })
     .option('match-crf', { type: 'number', requiresArg: true, describe: 'Also encode with faces as good as uniform x265 at this CRF, smallest file (encode --match-crf), shown as a point' })
+    .option('height', { type: 'number', requiresArg: true, describe: 'Encode every point at this height (as encode --height), measured against the source scaled the same way' })
+    .option('width', { type: 'number', requiresArg: true, describe: 'The same by width' })
     .option('x265-params', { type: 'string', requiresArg: true, describe: "Expert x265 settings for every x265 encode, as encode takes them" })
     .option('x264-params', { type: 'string', requiresArg: true, describe: "Expert x264 settings for every x264 encode, as encode takes them" });
 

@@ -182,6 +182,8 @@ export function runCompare(argv: Record<string, unknown>): Promise<void> {
       baseline: argv.baseline as string | undefined,
       x265Params: argv['x265-params'] as string | undefined,
       x264Params: argv['x264-params'] as string | undefined,
+      height: argv.height as number | undefined,
+      width: argv.width as number | undefined,
       preset: argv.preset as string | undefined,
       strength: argv.strength as number | undefined,
       matchCrf: argv['match-crf'] as number | undefined,

@@ -119,6 +119,8 @@ export const reportSchema = z.object({
     /** The rate points: CRFs, or average bitrates in kbit/s (two-pass); the other list is empty. */
     crfs: z.array(z.number()),
     bitratesKbps: z.array(z.number()),
+    /** With --height/--width: the encodes' size (every measurement against the source scaled to it); null at the source's size. */
+    output: z.object({ width: z.number().int().positive(), height: z.number().int().positive() }).nullable(),
     preset: z.string(),
     strength: z.number(),
     /** Uniform encodes in the other encoder at the same rate points, or null. */

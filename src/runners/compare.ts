@@ -10,7 +10,9 @@ import { formatRate, parseRate } from '../encode/rate-control.js';
 import { encode } from './encode.js';
 import { X265_PRESETS } from '../encode/argv.js';
 import { ffmpegCapabilities, requireEncoder, resolveBinaries } from '../media/binaries.js';
-import { checkOutputDir, writeDirAtomically } from '../media/output-file.js';
+import { checkOutputDir, withScratchDir, writeDirAtomically } from '../media/output-file.js';
+import { resolveScale, scaledSize, scalePlan } from '../encode/scale.js';
+import { scaledSourceCopy } from '../encode/scaled-source.js';
 import { probeVideo, videoStreamBytes } from '../media/probe.js';
 import { planToJson, readPlan, validatePlan, type Plan } from '../plan/plan.js';
 import type { ProgressListener } from '../media/progress.js';
@@ -40,6 +42,12 @@ export interface CompareOptions extends Omit<AnalyzeOptions, 'onProgress'> {
    * today) beside x265, or 'x265' beside x264.
    */
   baseline?: 'x264' | 'x265' | 'none' | string;
+  /**
+   * Encode at a smaller size (aspect kept, as encode's height/width): every encode is scaled, and
+   * every measurement is against the source scaled the same way.
+   */
+  height?: number;
+  width?: number;
   /** Expert parameters for every x265 encode of the comparison (as encode's x265Params), and the same for x264. */
   x265Params?: LocalEncodeOptions['x265Params'];
   x264Params?: LocalEncodeOptions['x264Params'];
@@ -128,6 +136,7 @@ export async function compare(input: string, outputDir: string, options: Compare
     if (!encoders.includes(name)) throw new RoiError('INVALID_OPTION', `${description.paramsName} is for ${name}, but this comparison encodes with ${encoders.join(' and ')} only: use ${codecFor(codec).paramsName} instead, or use baseline ${name}`, { option: description.paramsName });
     parseEncoderParams(description, given);
   }
+  const scale = resolveScale(options);
   const bins = resolveBinaries(options);
   const { signal, onProgress } = options;
   await checkOutputDir(outputDir, { force: options.force, inputs: [input], marker: REPORT_JSON, what: 'report directory' });
@@ -135,7 +144,8 @@ export async function compare(input: string, outputDir: string, options: Compare
   if (baseline !== 'none') await requireEncoder(bins.ffmpeg, codecFor(baseline).encoder);
   throwIfAborted(signal);
   const info = await probeVideo(input, bins, signal);
-  requireEvenSize(info);
+  const size = scale ? scaledSize(info, scale) : undefined;
+  if (!size) requireEvenSize(info);
   const inputBytes = (await stat(input)).size;
 
   let plan: Plan;
@@ -151,7 +161,11 @@ export async function compare(input: string, outputDir: string, options: Compare
     throw new RoiError('PLAN_MISMATCH', `the plan is for a ${plan.input.width}x${plan.input.height} video of ${plan.input.frameCount} frames, but ${input} is ${info.width}x${info.height} with ${info.frameCount} frames`);
   }
 
-  return writeDirAtomically(outputDir, async (dir) => {
+  // A scaled comparison measures against the source at the output's size: an FFV1 copy, outside the report.
+  const measurePlan = size ? scalePlan(plan, size, codecFor(codec).blockSize) : plan;
+  return withScratchDir((scratch) => writeDirAtomically(outputDir, async (dir) => {
+    const reference = size ? await scaledSourceCopy(input, scratch, size, bins, signal) : input;
+    const pairing = size ? { pairBy: 'index' as const } : {};
     await mkdir(join(dir, 'encodes'));
     await writeFile(join(dir, 'plan.json'), planToJson(plan));
     const modes: CompareMode[] = ['uniform', 'roi', ...(baseline === 'none' ? [] : [baseline])];
@@ -181,7 +195,7 @@ export async function compare(input: string, outputDir: string, options: Compare
         videoOnly: true,
         onProgress: withLabel,
       });
-      const q = await measureQuality(input, join(dir, job.file), plan, bins, { signal, onProgress: withLabel });
+      const q = await measureQuality(reference, join(dir, job.file), measurePlan, bins, { signal, onProgress: withLabel, ...pairing });
       // The video stream alone: the container's few kilobytes would weigh most on the smallest encodes.
       const stream = await videoStreamBytes(join(dir, job.file), bins, signal);
       const sei = await readEncoderInfo(join(dir, job.file));
@@ -273,7 +287,7 @@ export async function compare(input: string, outputDir: string, options: Compare
       ? grid.filter((p) => p.mode === 'uniform').sort((a, b) => a.targetBitrateKbps! - b.targetBitrateKbps!).map((u) => sameSizeDelta(u, gridRoi(u)))
       : [sameSizeDelta(target, chosen)];
     const frame = showcaseFrame(plan);
-    const images = await reportImages(input, dir, plan, frame, matched, strength, bins, signal);
+    const images = await reportImages(reference, dir, measurePlan, frame, matched, strength, bins, signal);
     // Browsers play H.264, not HEVC (Chromium: "no supported streams"), so only an x264 pair plays in the page.
     const pairBytes = matched.uniform.bytes + matched.roi.bytes;
     const video = codec !== 'x264' ? 'not web-playable' : pairBytes > VIDEO_EMBED_LIMIT ? 'too large' : 'embedded';
@@ -301,6 +315,7 @@ export async function compare(input: string, outputDir: string, options: Compare
         codec,
         crfs,
         bitratesKbps: bitrates.map((b) => b / 1000),
+        output: size ?? null,
         preset,
         strength,
         baseline: baseline === 'none' ? null : baseline,
@@ -328,7 +343,7 @@ export async function compare(input: string, outputDir: string, options: Compare
     await writeFile(join(dir, REPORT_JSON), `${JSON.stringify(report, null, 2)}\n`);
     await writeFile(join(dir, 'index.html'), await renderHtml(report, images, basename(input)));
     return report;
-  });
+  }));
 }
 
 /** The sample with the most (then the largest) faces nearest the middle of the video. */

@@ -19,6 +19,7 @@ import { encoderParams } from '../encode/codec.js';
 import { encodeWith, type EncodeOptions, type EncodeResult } from '../runners/dispatch.js';
 import { buildRoiFilterGraph, zonesParam } from '../encode/filtergraph.js';
 import { scaledSize, scaleFilter, scalePlan, type PictureSize } from '../encode/scale.js';
+import { scaledSourceCopy } from '../encode/scaled-source.js';
 
 /*
  * The face-quality target: `matchCrf` ("faces at least as good as a uniform x265 encode at this CRF,
@@ -285,19 +286,6 @@ async function cutSamples(input: string, dir: string, stretches: Stretch[], info
   return file;
 }
 
-/**
- * The source at a scaled output's size, losslessly (FFV1), every frame in order: what a measurement
- * of the whole output pairs against when the final encode's own tap cannot serve (a source not
- * yuv420p, face regions over KEPT_FACE_BYTES) and for verifyReference.
- */
-async function scaledCopy(input: string, dir: string, size: PictureSize, bins: Binaries, signal?: AbortSignal): Promise<string> {
-  const file = join(dir, 'scaled-source.mkv');
-  await run(bins.ffmpeg, [
-    '-hide_banner', '-nostdin', '-nostats', '-loglevel', 'error', '-y', '-noautorotate', '-i', input,
-    '-map', '0:v:0', '-vf', scaleFilter(size), '-fps_mode', 'passthrough', '-c:v', 'ffv1', '-an', '-sn', '-dn', file,
-  ], { signal, what: 'scaling the source to measure the output against' });
-  return file;
-}
 
 const labelled = (onProgress: ProgressListener | undefined, label: string): ProgressListener | undefined => onProgress && ((e) => onProgress({ ...e, label }));
 
@@ -354,7 +342,7 @@ export async function encodeToFaceTarget(input: string, output: string, options:
   /** Face quality of `distorted` (the whole video) against the source at the output's size: a scaled one is an FFV1 copy, made for this measurement alone. */
   const measureWhole = (distorted: string, measureOptions: { signal?: AbortSignal; onProgress?: ProgressListener }) =>
     size
-      ? withScratchDir(async (dir) => measureFaces(await scaledCopy(input, dir, size, bins, measureOptions.signal), distorted, outputPlan, bins, { ...measureOptions, pairBy: 'index' }))
+      ? withScratchDir(async (dir) => measureFaces(await scaledSourceCopy(input, dir, size, bins, measureOptions.signal), distorted, outputPlan, bins, { ...measureOptions, pairBy: 'index' }))
       : measureFaces(input, distorted, plan, bins, { ...measureOptions, pairBy: 'index' });
 
   // The final encode is a plain encode() at the chosen CRF: the target options are left out.
