@@ -150,12 +150,21 @@ export async function benchX264(clips: BenchClip[], out: string, bins: Binaries)
     const uniform = await x264Curve(clip, 'uniform', judge, undefined, 0, out, bins);
     const roi = await x264Curve(clip, 'roi', judge, plan, 1, out, bins);
     const roi26 = roi.find((p) => p.crf === SAME_SIZE_CRF)!;
-    // Two passes at ROI's own video bitrate: the uniform encode of the same size.
+    // Two passes at ROI's own video bitrate: the uniform encode of the same size. x264's two-pass
+    // lands within a few percent (the dev composite: 5% under); more than 2% off is asked again once,
+    // scaled by the miss, so the uniform encode does not lose (or win) by its size.
     const file = join(out, `x264-${clip.name}-uniform-same-size.mp4`);
-    const bitrate = Math.round(roi26.kbps * 1000);
+    const videoKbps = async () => ((await videoStreamBytes(file, bins)).bytes * 8) / 1000 / judge.input.durationSeconds;
+    let bitrate = Math.round(roi26.kbps * 1000);
     await encode(clip.file, file, { roi: 'none', codec: 'x264', preset: 'medium', bitrate, videoOnly: true, force: true });
+    let kbps = await videoKbps();
+    const firstKbps = kbps;
+    if (Math.abs(kbps / roi26.kbps - 1) > 0.02) {
+      bitrate = Math.round((bitrate * roi26.kbps) / kbps);
+      await encode(clip.file, file, { roi: 'none', codec: 'x264', preset: 'medium', bitrate, videoOnly: true, force: true });
+      kbps = await videoKbps();
+    }
     const q = await measureQuality(clip.file, file, judge, bins);
-    const kbps = ((await videoStreamBytes(file, bins)).bytes * 8) / 1000 / judge.input.durationSeconds;
     const row = {
       clip: clip.name,
       'face / background': `${X264.defaultOffsets.faceQpOffset} / +${X264.defaultOffsets.backgroundQpOffset}`,
@@ -163,6 +172,7 @@ export async function benchX264(clips: BenchClip[], out: string, bins: Binaries)
       'BD full PSNR %': round(bd(uniform, roi, 'psnr')),
       [`ROI kbps @${SAME_SIZE_CRF}`]: round(roi26.kbps, 0),
       'uniform 2-pass kbps': round(kbps, 0),
+      'first 2-pass kbps': round(firstKbps, 0),
       'ROI face PSNR': round(roi26.facePsnr, 2),
       'uniform face PSNR': round(q.facePsnr, 2),
       'face gain dB': round(roi26.facePsnr - q.facePsnr, 2),
