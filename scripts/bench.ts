@@ -163,9 +163,11 @@ const speedVariants: SpeedVariant[] = [
   { name: 'saliency only', args: ['--roi', 'saliency'], runs: 1 },
   { name: 'faces,saliency', args: ['--roi', 'faces,saliency'], runs: 1 },
 ];
-if (only !== 'distributed') buildCli();
+// Sections that need neither the built CLI nor the per-clip analysis timings and compare runs.
+const alone = ['distributed', 'match', 'curve', 'x264', 'x264-offsets'];
+if (only !== 'distributed' && !only?.startsWith('x264')) buildCli();
 const bdRows: Record<string, unknown>[] = [];
-for (const clip of only === 'distributed' || only === 'match' || only === 'curve' ? [] : clips) {
+for (const clip of only && alone.includes(only) ? [] : clips) {
   console.error(`== ${clip.name} (${clip.file})`);
   const plans: Record<string, Plan> = {};
   let x265Seconds = 0;
@@ -286,6 +288,28 @@ if (!only || only === 'curve') {
   console.table(gains);
   if (only) Object.assign(results, existsSync(join(out, 'bench.json')) ? JSON.parse(readFileSync(join(out, 'bench.json'), 'utf8')) as object : {});
   results.curve = { rows, curves, gains };
+}
+if (!only || only === 'x264') {
+  // x264 ROI against uniform x264 on the dev clips (docs/web-and-hdr.md): BD-rates and the face gain
+  // at the same size (`npm run bench -- --only x264`).
+  const { benchX264 } = await import('./bench-x264.js');
+  const rows = await benchX264(clips.filter((c) => c.rateQuality), out, bins);
+  console.log('\nx264 ROI against uniform x264 medium: BD-rate at CRF 22/26/30/34; ROI at CRF 26 against uniform two-pass x264 at its video bitrate');
+  console.table(rows);
+  if (only) Object.assign(results, existsSync(join(out, 'bench.json')) ? JSON.parse(readFileSync(join(out, 'bench.json'), 'utf8')) as object : {});
+  results.x264 = rows;
+}
+if (only === 'x264-offsets') {
+  // The sweep behind X264.defaultOffsets (src/encode/codec.ts), on asked only: 88 encodes. x265's
+  // pair first: the others are read against its curve (strengths 0.25 to 1.5) at equal full-frame cost.
+  const { benchX264Offsets } = await import('./bench-x264.js');
+  const candidates = [{ face: -2, background: 4 }, { face: -3, background: 4 }, { face: -2, background: 6 }, { face: -4, background: 4 }, { face: -1, background: 3 }];
+  const sweepClips = [clips.find((c) => c.name === 'talking-head (sample)')!, clips.find((c) => c.name === 'fast-pan')!];
+  const rows = await benchX264Offsets(sweepClips, candidates, out, bins);
+  console.log('\nx264 offsets (face, background) at strength 1: BD-rate against uniform x264 medium, CRF 22/26/30/34; points better = face saving over the (-2, +4) curve at the same full-frame cost');
+  console.table(rows);
+  Object.assign(results, existsSync(join(out, 'bench.json')) ? JSON.parse(readFileSync(join(out, 'bench.json'), 'utf8')) as object : {});
+  results.x264Offsets = rows;
 }
 if (!only || only === 'distributed') {
   const { benchDistributed } = await import('./bench-distributed.js');
