@@ -327,7 +327,7 @@ describe('distributed encodes keep streams and timestamps like one machine', { t
    * two outputs have the same streams (codecs), every stream starting where the source's does (1 ms),
    * and the same frames at the same times; returns both paths.
    */
-  async function compareWithSingle(source: string, ext: string, frameCount: number, extra: { codec?: 'x264'; x264Params?: string } = {}): Promise<{ single: string; distributed: string }> {
+  async function compareWithSingle(source: string, ext: string, frameCount: number, extra: { codec?: 'x264'; x264Params?: string; height?: number } = {}): Promise<{ single: string; distributed: string }> {
     const name = `${basename(source, extname(source))}-${ext}${extra.codec ? `-${extra.codec}` : ''}`;
     const single = join(tsDir, `${name}-single.${ext}`);
     const distributed = join(tsDir, `${name}-distributed.${ext}`);
@@ -384,6 +384,18 @@ describe('distributed encodes keep streams and timestamps like one machine', { t
     assert.ok(share(50) * 2 < share(150), `still chunk ${share(50)} kbit/s, noisy chunk ${share(150)} kbit/s`);
     // The chunk folder (chunks and their first passes' statistics) is gone.
     assert.deepEqual(leftovers(tsDir), []);
+  });
+
+  it('scales chunks on the workers (--height): the output size, frames and times of one machine', async () => {
+    const source = fixture(tsDir, 'plain5.mp4', (out) => ['-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=25:duration=5', '-c:v', 'libx264', '-preset', 'ultrafast', out]);
+    const { single, distributed } = await compareWithSingle(source, 'mp4', 125, { height: 120 });
+    for (const file of [single, distributed]) {
+      const v = streamsOf(file).find((x) => x.codec_type === 'video')! as Stream & { width?: number; height?: number };
+      assert.deepEqual([v.width, v.height], [160, 120], file);
+    }
+    // The plan's offsets reach the scaled chunks: the same bits as one machine's scaled encode, give or take the chunk seams.
+    const [a, b] = [statSync(single).size, statSync(distributed).size];
+    assert.ok(Math.abs(b / a - 1) < 0.25, `single ${a} bytes, distributed ${b}`);
   });
 
   it('encodes x264 chunks (with expert parameters) into one H.264 file like one machine', async () => {

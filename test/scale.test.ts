@@ -280,7 +280,8 @@ describe('scaled encodes', () => {
       [['--height', '150', '--width', '200'], /^roi-encode: Expected --height or --width, not both \(.*\): drop one$/],
       [['--height', '600'], /^roi-encode: --height 600 is above the source's 300 \(.*head3\.mp4 is 400x300\): roi-encoder scales down only/],
       [['--width', '16'], /^roi-encode: --width 16 makes the 400x300 input 16x12, too small to encode/],
-      [['--height', '150', '--redis', 'redis://127.0.0.1:1'], /^roi-encode: Expected --redis or --height, not both \(workers encode chunks at the source's size/],
+      // Validated before Redis is reached: a bad size with --redis fails at once, without a connection.
+      [['--height', '151', '--redis', 'redis://127.0.0.1:1'], /^roi-encode: Expected even integer 16–16384 .* for --height but received 151$/],
     ];
     for (const [args, message] of cases) {
       const out = join(dir, 'out-bad.mp4');

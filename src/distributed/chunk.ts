@@ -4,7 +4,7 @@ import { buildEncodeArgs } from '../encode/argv.js';
 import { codecFor, encoderParams, X265, type CodecDescription } from '../encode/codec.js';
 import { hdrParams } from '../encode/hdr.js';
 import { probePictureFormat } from '../media/hdr.js';
-import { buildRoiFilterGraph, zonesParam } from '../encode/filtergraph.js';
+import { buildVideoGraph, zonesParam } from '../encode/filtergraph.js';
 import type { Binaries } from '../media/binaries.js';
 import { withScratchDir, writeAtomically } from '../media/output-file.js';
 import { lastErrorLine, run } from '../media/process.js';
@@ -106,9 +106,9 @@ export async function encodeChunk(job: ChunkJobData, options: ChunkEncodeOptions
     const filterScript = join(dir, 'chunk.filter');
     const { inputOptions, selectFilter } = chunkSelection(job.bounds, job.streamStart);
     const select = `[0:v:0]${selectFilter}`;
-    const graph = job.plan
-      ? `${select}[c];\n${buildRoiFilterGraph(job.plan, { strength: job.strength, frameTimes: Float64Array.from(job.frameTimes), outputLabel: 'v', inputLabel: 'c' })}`
-      : `${select}[v]`;
+    // The chunk's frames, then (as on one machine: buildVideoGraph) the output size and the plan's offsets at it.
+    const rest = buildVideoGraph(job.plan, { strength: job.strength, frameTimes: Float64Array.from(job.frameTimes), outputLabel: 'v', inputLabel: 'c', size: job.size, blockSize: codec.blockSize });
+    const graph = rest ? `${select}[c];\n${rest}` : `${select}[v]`;
     await writeFile(filterScript, graph);
     const encode = async (temp: string) => {
       const args = buildEncodeArgs({

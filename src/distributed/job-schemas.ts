@@ -97,6 +97,7 @@ export const chunkJobSchema = z
     strength: finite.min(0).max(4),
     codec: z.enum(CODECS).optional(),
     encoderParams: encoderParamsSchema.optional(),
+    size: z.strictObject({ width: z.number().int().min(16).max(16384).multipleOf(2), height: z.number().int().min(16).max(16384).multipleOf(2) }).optional(),
     rate: z.strictObject({ pass: z.union([z.literal(1), z.literal(2)]), bitrate: z.number().int().min(1000).max(10e9), stats: absolutePath }).optional(),
   })
   .refine((c) => c.index < c.count && c.endFrame > c.startFrame && c.frameTimes.length === c.endFrame - c.startFrame, 'inconsistent chunk range')

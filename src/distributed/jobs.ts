@@ -80,6 +80,8 @@ export interface ChunkJobData {
    * this path and this path plus its suffixes). Pass 1 writes no `output`.
    */
   rate?: ChunkRate;
+  /** With height or width: the output picture's size (the chunk is scaled, then the plan's offsets applied at it). */
+  size?: { width: number; height: number };
 }
 
 export interface ChunkRate {

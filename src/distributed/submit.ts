@@ -19,6 +19,7 @@ import { runPasses } from '../encode/passes.js';
 import { shareBitrate } from '../encode/pass-stats.js';
 import type { RateControl } from '../encode/rate-control.js';
 import type { SizeBudget } from '../encode/target-size.js';
+import type { PictureSize } from '../encode/scale.js';
 import { videoStreamBytes, type VideoInfo } from '../media/probe.js';
 import { workerParamProblem } from './job-schemas.js';
 import { loadSecret } from './secret.js';
@@ -58,6 +59,8 @@ interface RunContext {
   codec: CodecName;
   encoderParams: Record<string, string>;
   rate: RateControl;
+  /** With height or width: the output's size. */
+  size?: PictureSize;
   /** With a target size: the video's share of it (src/encode/target-size.ts), for the whole file. */
   budget?: SizeBudget;
 }
@@ -71,7 +74,7 @@ export function resolveDistributed(options: EncodeOptions, codec: 'x265' | 'x264
       const { uniform, crf, preset, strength, analyzeResolved, expertParams, rate } = p.resolved;
       const problem = workerParamProblem(expertParams);
       if (problem) throw new RoiError('INVALID_OPTION', problem, { option: codec === 'x265' ? 'x265Params' : 'x264Params' });
-      const ctx: RunContext = { input: p.input, output: p.output, info: p.info, bins: p.bins, plan: p.plan, uniform, crf, preset, strength, container: p.container, tracks: p.tracks, analyze: analyzeResolved, codec, encoderParams: expertParams, rate, budget: p.budget };
+      const ctx: RunContext = { input: p.input, output: p.output, info: p.info, bins: p.bins, plan: p.plan, uniform, crf, preset, strength, container: p.container, tracks: p.tracks, analyze: analyzeResolved, codec, encoderParams: expertParams, rate, budget: p.budget, size: p.size };
       return encodeDistributed(ctx, options, url, chunkSeconds);
     },
   };
@@ -185,6 +188,7 @@ async function encodeDistributed(ctx: RunContext, options: EncodeOptions, url: s
           codec: ctx.codec,
           encoderParams: ctx.encoderParams,
           ...(rate ? { rate } : {}),
+          ...(ctx.size ? { size: ctx.size } : {}),
         };
         ours.add(chunkId(r));
         return { name: 'chunk', queueName: QUEUE, data: signJob(secret, chunkId(r), 'chunk', data), opts: { jobId: chunkId(r), attempts: CHUNK_ATTEMPTS, backoff: { type: 'fixed', delay: 1000 }, failParentOnFailure: true } };
@@ -258,7 +262,8 @@ async function encodeDistributed(ctx: RunContext, options: EncodeOptions, url: s
     const encodeSeconds = (performance.now() - started) / 1000;
     const { rate } = ctx;
     return {
-      ...(await outputFacts(output, ctx.output, info, bins, outcome.passes)),
+      ...(await outputFacts(output, ctx.output, info, bins, outcome.passes, ctx.size)),
+      ...(ctx.size ? { scaledFrom: { width: info.width, height: info.height } } : {}),
       encodeSeconds,
       analysisSeconds,
       roi: uniform ? 'none' : options.plan ? 'plan' : ctx.analyze.roi.join(','),

@@ -28,9 +28,6 @@ export async function encodeWith(input: string, output: string, options: EncodeO
   // still be broken where two chunks meet, so a VBV is not promised across machines.
   const capped = (['maxrate', 'bufsize'] as const).find((name) => options[name] !== undefined);
   if (capped) throw conflict('redis', capped, 'chunks encoded apart cannot keep one decoder buffer across their joins');
-  // Chunk jobs carry no output size (worker, job schema and assembly would all need it): refused before any work.
-  const scaled = (['height', 'width'] as const).find((name) => options[name] !== undefined);
-  if (scaled) throw conflict('redis', scaled, 'workers encode chunks at the source\'s size for now; scaling across machines is not built yet');
   const { resolveDistributed } = await import('../distributed/submit.js');
   // Validated before the output is checked or the input probed, so a bad URL fails at once.
   const distributed = resolveDistributed(options, resolveEncodeOptions(options).codec);
