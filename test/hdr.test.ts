@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { encode } from '../src/index.js';
+import { encode, type Plan } from '../src/index.js';
+import { buildRoiFilterGraph, qoffsetFor } from '../src/encode/filtergraph.js';
 import { X264, X265 } from '../src/encode/codec.js';
 import { hdrParams, masterDisplayParam } from '../src/encode/hdr.js';
 import { bitDepthOf, parsePictureFormat } from '../src/media/hdr.js';
@@ -147,5 +148,47 @@ describe('HDR and x264', () => {
     const v = video(r.output);
     assert.deepEqual([v.profile, v.pix_fmt], ['High', 'yuv420p']);
     assert.equal(r.picture!.bitDepth, 8);
+  });
+});
+
+describe('ROI offsets at 10 bits', () => {
+  it('divides by the QP range of the encoder\'s bit depth: 51 at 8 bits, 63 at 10 (ffmpeg\'s libx265 qp_range)', () => {
+    assert.equal(qoffsetFor(-2, 1), -2 / 51);
+    assert.equal(qoffsetFor(-2, 1, 10), -2 / 63);
+    assert.equal(qoffsetFor(-6, 2, 12), -12 / 75);
+    const plan = wholeFramePlan(4);
+    assert.match(buildRoiFilterGraph(plan, { strength: 1, frameTimes: Float64Array.from([0, 0.04]), outputLabel: 'v', bitDepth: 10 }), /qoffset=0\.063492:/);
+  });
+
+  /** A plan raising every block of a 320x240 clip by `qp`. */
+  function wholeFramePlan(qp: number): Plan {
+    return {
+      version: 1,
+      input: { path: 'x', width: 320, height: 240, frameRate: 25, frameCount: 25, durationSeconds: 1 },
+      settings: {},
+      detections: [],
+      segments: [{ startFrame: 0, endFrame: 25, regions: [{ x: 0, y: 0, w: 320, h: 240, qpOffset: qp, kind: 'background' }] }],
+      zones: [],
+    };
+  }
+
+  /** Mean frame QP x265 reports (its CSV log) for an encode of `source` at CRF 28. */
+  async function meanQp(source: string, name: string, plan?: Plan): Promise<number> {
+    const csv = join(dir, `${name}.csv`);
+    await encode(source, join(dir, `${name}.mp4`), { ...(plan ? { plan } : { roi: 'none' }), crf: 28, preset: 'fast', x265Params: `csv=${csv}:csv-log-level=1`, force: true });
+    const [head, ...rows] = readFileSync(csv, 'utf8').trim().split('\n').map((l) => l.split(',').map((c) => c.trim()));
+    const at = head!.indexOf('QP');
+    return rows.reduce((s, r) => s + Number(r[at]), 0) / rows.length;
+  }
+
+  it('a plan\'s +4 raises x265\'s QP as much at 10 bits as at 8 (measured on x265\'s own log)', async () => {
+    const eight = fixture(dir, 'grid8.mp4', (out) => ['-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=25:duration=1', '-c:v', 'libx264', '-preset', 'ultrafast', '-qp', '0', out]);
+    const ten = fixture(dir, 'grid10.mkv', (out) => ['-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=25:duration=1', '-vf', 'format=yuv420p10le', '-c:v', 'ffv1', out]);
+    const plan = wholeFramePlan(4);
+    const rise8 = (await meanQp(eight, 'roi8', { ...plan, input: { ...plan.input, path: eight } })) - (await meanQp(eight, 'uniform8'));
+    const rise10 = (await meanQp(ten, 'roi10', { ...plan, input: { ...plan.input, path: ten } })) - (await meanQp(ten, 'uniform10'));
+    assert.ok(rise8 > 2 && rise10 > 2, `8-bit +${rise8.toFixed(2)}, 10-bit +${rise10.toFixed(2)}`);
+    // Divided by 51 at 10 bits the rise would be 63/51 = 1.24 times the 8-bit one.
+    assert.ok(Math.abs(rise10 / rise8 - 1) < 0.1, `8-bit +${rise8.toFixed(2)} QP, 10-bit +${rise10.toFixed(2)} QP`);
   });
 });

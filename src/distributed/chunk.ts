@@ -1,7 +1,7 @@
 import { copyFile, readdir, readFile, writeFile } from 'node:fs/promises';
 import { RoiError } from '../media/errors.js';
 import { buildEncodeArgs } from '../encode/argv.js';
-import { codecFor, encoderParams, X265, type CodecDescription } from '../encode/codec.js';
+import { codecFor, encoderBitDepth, encoderParams, X265, type CodecDescription } from '../encode/codec.js';
 import { hdrParams } from '../encode/hdr.js';
 import { probePictureFormat } from '../media/hdr.js';
 import { buildVideoGraph, zonesParam } from '../encode/filtergraph.js';
@@ -97,7 +97,8 @@ export async function encodeChunk(job: ChunkJobData, options: ChunkEncodeOptions
   const shared = job.rate ? { dir: job.rate.stats.slice(0, -basename(job.rate.stats).length - 1), name: basename(job.rate.stats) } : undefined;
   const codec = codecFor(job.codec ?? 'x265');
   // The source's HDR10 metadata, read here as on one machine (every chunk's SEI carries it).
-  const hdr = hdrParams(codec, await probePictureFormat(job.input, options.bins, options.signal));
+  const picture = await probePictureFormat(job.input, options.bins, options.signal);
+  const hdr = hdrParams(codec, picture);
   let frames = 0;
   let complexity: number | undefined;
   await withScratchDir(async (dir) => {
@@ -107,7 +108,7 @@ export async function encodeChunk(job: ChunkJobData, options: ChunkEncodeOptions
     const { inputOptions, selectFilter } = chunkSelection(job.bounds, job.streamStart);
     const select = `[0:v:0]${selectFilter}`;
     // The chunk's frames, then (as on one machine: buildVideoGraph) the output size and the plan's offsets at it.
-    const rest = buildVideoGraph(job.plan, { strength: job.strength, frameTimes: Float64Array.from(job.frameTimes), outputLabel: 'v', inputLabel: 'c', size: job.size, blockSize: codec.blockSize });
+    const rest = buildVideoGraph(job.plan, { strength: job.strength, frameTimes: Float64Array.from(job.frameTimes), outputLabel: 'v', inputLabel: 'c', size: job.size, blockSize: codec.blockSize, bitDepth: encoderBitDepth(codec, picture.bitDepth) });
     const graph = rest ? `${select}[c];\n${rest}` : `${select}[v]`;
     await writeFile(filterScript, graph);
     const encode = async (temp: string) => {

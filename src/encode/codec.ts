@@ -116,3 +116,8 @@ export function encoderParams(codec: CodecDescription, parts: { zones?: string; 
     ...parts.expert,
   };
 }
+
+/** Bits per sample the encoder receives from a source of `sourceBitDepth`: x264's 8, or the source's own (x265). */
+export function encoderBitDepth(codec: CodecDescription, sourceBitDepth: number): number {
+  return codec.pixelFormat ? 8 : sourceBitDepth;
+}

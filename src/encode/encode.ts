@@ -13,7 +13,7 @@ import { expectNumber, expectOneOf } from '../media/validate.js';
 import { buildEncodeArgs, containerFor, ENCODE_DEFAULTS, planTracks, X265_PRESETS, type Container, type TrackPlan, type X265Preset } from './argv.js';
 import { buildVideoGraph, zonesParam } from './filtergraph.js';
 import { resolveScale, scaledSize, type PictureSize } from './scale.js';
-import { CODECS, codecFor, encoderParams, X265, type CodecDescription } from './codec.js';
+import { CODECS, codecFor, encoderBitDepth, encoderParams, X265, type CodecDescription } from './codec.js';
 import { resolveEncoderParams } from './encoder-params.js';
 import { applyAudioChoice, parseAudio } from './audio.js';
 import { runPasses } from './passes.js';
@@ -314,7 +314,7 @@ export async function encodeLocal(prepared: PreparedEncode, options: LocalEncode
     let filterScript: string | undefined;
     // A scaled encode's tap reads the scaled frames (the face-quality target measures at the output's size).
     const tapLabel = hooks.sourceFrames && size ? 'tap' : undefined;
-    const graph = buildVideoGraph(plan, { strength, frameTimes: info.frameTimes, outputLabel: 'v', size, blockSize: description.blockSize, tapLabel });
+    const graph = buildVideoGraph(plan, { strength, frameTimes: info.frameTimes, outputLabel: 'v', size, blockSize: description.blockSize, tapLabel, bitDepth: encoderBitDepth(description, prepared.picture.bitDepth) });
     if (graph) {
       filterScript = join(dir, 'roi.filter');
       await writeFile(filterScript, graph);

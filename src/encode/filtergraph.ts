@@ -23,11 +23,21 @@ export interface GraphOptions {
   outputLabel: string;
   /** Input pad label (default the input's first video stream, 0:v:0); distributed chunks feed a trimmed stream. */
   inputLabel?: string;
+  /** Bits per sample the encoder receives (default 8): libx265 scales addroi's qoffset by its QP range at that depth. */
+  bitDepth?: number;
 }
 
-/** addroi's qoffset is a share of the QP range: libx265 multiplies it by 51. */
-export function qoffsetFor(qpOffset: number, strength: number): number {
-  return Math.max(-1, Math.min(1, (qpOffset * strength) / 51));
+/**
+ * addroi's qoffset is a share of the QP range: libx265 multiplies it by 51 + 6 × (bit depth − 8) (63
+ * at 10 bits; ffmpeg's libx265.c `qp_range`), libx264 by 51 (its input is 8-bit here). Dividing by
+ * the same range makes a plan's −2 a QP offset of −2 at any depth (at 10 bits, /51 would give −2.47).
+ */
+export function qpRange(bitDepth = 8): number {
+  return 51 + 6 * (bitDepth - 8);
+}
+
+export function qoffsetFor(qpOffset: number, strength: number, bitDepth = 8): number {
+  return Math.max(-1, Math.min(1, (qpOffset * strength) / qpRange(bitDepth)));
 }
 
 function num(v: number): string {
@@ -40,13 +50,13 @@ function num(v: number): string {
  * blocks at the base QP (a face margin inside a +4 background). Only zero regions that shield
  * nothing are left out.
  */
-export function addroiChain(regions: PlanRegion[], strength: number, width: number, height: number): string[] {
+export function addroiChain(regions: PlanRegion[], strength: number, width: number, height: number, bitDepth = 8): string[] {
   const clamped = regions.map((r) => {
     const x0 = Math.max(0, Math.min(width, Math.round(r.x)));
     const y0 = Math.max(0, Math.min(height, Math.round(r.y)));
     const x1 = Math.max(x0, Math.min(width, Math.round(r.x + r.w)));
     const y1 = Math.max(y0, Math.min(height, Math.round(r.y + r.h)));
-    return { x0, y0, x1, y1, q: qoffsetFor(r.qpOffset, strength) };
+    return { x0, y0, x1, y1, q: qoffsetFor(r.qpOffset, strength, bitDepth) };
   }).filter((r) => r.x1 > r.x0 && r.y1 > r.y0);
   const overlaps = (a: (typeof clamped)[number], b: (typeof clamped)[number]) => a.x0 < b.x1 && b.x0 < a.x1 && a.y0 < b.y1 && b.y0 < a.y1;
   return clamped
@@ -55,9 +65,9 @@ export function addroiChain(regions: PlanRegion[], strength: number, width: numb
 }
 
 /** Per segment, the addroi chain; empty chains get a whole-frame zero region if any chain is not empty. */
-export function segmentChains(plan: Plan, strength: number): string[][] {
+export function segmentChains(plan: Plan, strength: number, bitDepth = 8): string[][] {
   const { width, height } = plan.input;
-  const chains = plan.segments.map((seg) => addroiChain(seg.regions, strength, width, height));
+  const chains = plan.segments.map((seg) => addroiChain(seg.regions, strength, width, height, bitDepth));
   if (chains.every((c) => c.length === 0)) return chains;
   return chains.map((c) => (c.length ? c : [`addroi=x=0:y=0:w=${width}:h=${height}:qoffset=0:clear=0`]));
 }
@@ -65,7 +75,7 @@ export function segmentChains(plan: Plan, strength: number): string[][] {
 /** The plan's keyframe cap (keyframes.ts) is applied here, so every encode path (whole, chunked, samples) gets it. */
 export function buildRoiFilterGraph(written: Plan, options: GraphOptions): string {
   const plan = relieveKeyframes(written);
-  const chains = segmentChains(plan, options.strength);
+  const chains = segmentChains(plan, options.strength, options.bitDepth);
   const pieces = plan.segments.map((seg, i) => ({ startFrame: seg.startFrame, endFrame: seg.endFrame, chain: chains[i]! }));
   return segmentedGraph(`[${options.inputLabel ?? '0:v:0'}]`, pieces, options.frameTimes, options.outputLabel);
 }

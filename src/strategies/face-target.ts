@@ -15,7 +15,8 @@ import { KEPT_FACE_BYTES, KeptFaces, measureFaces, measureKeptFaces, type FaceQu
 import { expectNumber, expectOneOf, invalid } from '../media/validate.js';
 import { buildEncodeArgs, containerFor, ENCODE_DEFAULTS, planTracks, X265_PRESETS } from '../encode/argv.js';
 import { requireEvenSize, resolveEncodeOptions, resolvePlan } from '../encode/encode.js';
-import { encoderParams } from '../encode/codec.js';
+import { encoderBitDepth, encoderParams } from '../encode/codec.js';
+import { bitDepthOf } from '../media/hdr.js';
 import { encodeWith, type EncodeOptions, type EncodeResult } from '../runners/dispatch.js';
 import { buildRoiFilterGraph, zonesParam } from '../encode/filtergraph.js';
 import { scaledSize, scaleFilter, scalePlan, type PictureSize } from '../encode/scale.js';
@@ -386,7 +387,8 @@ export async function encodeToFaceTarget(input: string, output: string, options:
     // these short encodes themselves.
     const frameTimes = Float64Array.from({ length: samples.frames }, (_, i) => i / plan.input.frameRate);
     const filterScript = join(dir, 'samples.filter');
-    await writeFile(filterScript, buildRoiFilterGraph(samples.encode, { strength, frameTimes, outputLabel: 'v' }));
+    // The samples keep the source's pixel format, so the encoder gets the source's bit depth.
+    await writeFile(filterScript, buildRoiFilterGraph(samples.encode, { strength, frameTimes, outputLabel: 'v', bitDepth: encoderBitDepth(codec, bitDepthOf(info.pixelFormat)) }));
     const zones = zonesParam(samples.encode.zones);
     const sampleEncode = async (mode: 'roi' | 'uniform', crf: number, label: string): Promise<TargetTry> => {
       const file = join(dir, `${mode}-${crf}.mkv`);
