@@ -165,7 +165,7 @@ const speedVariants: SpeedVariant[] = [
 ];
 if (only !== 'distributed') buildCli();
 const bdRows: Record<string, unknown>[] = [];
-for (const clip of only === 'distributed' || only === 'match' || only === 'curve' ? [] : clips) {
+for (const clip of only === 'distributed' || only === 'match' || only === 'curve' || only === 'size' ? [] : clips) {
   console.error(`== ${clip.name} (${clip.file})`);
   const plans: Record<string, Plan> = {};
   let x265Seconds = 0;
@@ -286,6 +286,13 @@ if (!only || only === 'curve') {
   console.table(gains);
   if (only) Object.assign(results, existsSync(join(out, 'bench.json')) ? JSON.parse(readFileSync(join(out, 'bench.json'), 'utf8')) as object : {});
   results.curve = { rows, curves, gains };
+}
+if (!only || only === 'size') {
+  // Encode to a size (issue 24): two-pass ROI against uniform at the sizes of CRF 26 and 30, and --target-size's time (`npm run bench -- --only size`).
+  const { benchSize } = await import('./bench-size.js');
+  const size = await benchSize(clips.filter((c) => (process.env.BENCH_SIZE_CLIPS ?? 'talking-head (sample),fast-pan').split(',').includes(c.name)), out, bins);
+  if (only) Object.assign(results, existsSync(join(out, 'bench.json')) ? JSON.parse(readFileSync(join(out, 'bench.json'), 'utf8')) as object : {});
+  results.size = size;
 }
 if (!only || only === 'distributed') {
   const { benchDistributed } = await import('./bench-distributed.js');
