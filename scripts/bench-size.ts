@@ -3,7 +3,8 @@
 // against ROI two-pass, both judged with the same plan's face masks. Then `targetSize` at the CRF 26
 // file's size (bytes against asked, passes) and its wall time against a one-pass ROI CRF 26 encode
 // of the same clip, with where the time goes, from the progress events' pass labels.
-import { statSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { analyze } from '../src/analysis/analyze.js';
 import type { Binaries } from '../src/media/binaries.js';
@@ -15,6 +16,8 @@ import { encode, type EncodeOptions, type EncodeResult } from '../src/runners/en
 import { measuredEncode } from './bench-curve.js';
 
 const CRFS = [26, 30] as const;
+/** The middle value (of an odd count: the bench's 3 runs). */
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 const round = (v: number, d = 2) => (Number.isFinite(v) ? Math.round(v * 10 ** d) / 10 ** d : null);
 
 interface Measured { kbps: number; psnr: number; facePsnr: number; faceSsim: number }
@@ -27,35 +30,59 @@ async function measuredRated(source: string, file: string, judge: Plan, options:
   return { kbps: (bytes * 8) / 1000 / judge.input.durationSeconds, psnr: q.psnr, facePsnr: q.facePsnr, faceSsim: q.faceSsim, result };
 }
 
-/**
- * Wall seconds of one encode() and of its phases: the analysis (result.analysisSeconds) and each x265
- * pass, named by its progress label. A pass starts where its first event says its meter started
- * (the event's time less its elapsedSeconds: the meter is made just before ffmpeg is spawned) and
- * ends at its last event (sent once ffmpeg has exited). 'other' is the rest: probing, reading
- * packet sizes for the budget and the result, writing the file into place.
- */
-interface Timed { result: EncodeResult; wall: number; phases: Record<string, number> }
+interface Timed { result: EncodeResult; wall: number; cpu: number; phases: Record<string, number>; cpuPhases: Record<string, number> }
 
+const ticksPerSecond = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }));
+/**
+ * CPU seconds of this process and of its children that have exited (ffmpeg, ffprobe), from Linux's
+ * /proc/self/stat (utime, stime, cutime, cstime): on a shared machine wall time follows the other
+ * load, CPU time much less.
+ */
+function cpuSeconds(): number {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // Fields 14–17 of proc(5), counted from the state (field 3).
+  return fields.slice(11, 15).reduce((a, b) => a + Number(b), 0) / ticksPerSecond;
+}
+
+const phaseName = (label: string) => (/correcting/.test(label) ? 'correction' : /^pass 1/.test(label) ? 'first pass' : /^pass 2/.test(label) ? 'second pass' : label);
+
+/**
+ * Wall and CPU seconds of one encode() and of its phases: the analysis (result.analysisSeconds) and
+ * each x265 pass, named by its progress label. A pass starts where its first event says its meter
+ * started (the event's time less its elapsedSeconds: the meter is made just before ffmpeg is
+ * spawned) and ends at its last event (sent once ffmpeg has exited). Its CPU is the difference
+ * between those events: a child's CPU is counted once it has exited, so the first event has none
+ * of this pass's ffmpeg and the last all of it. 'other' is the rest: probing, reading packet sizes
+ * for the budget and the result, writing the file into place (in CPU, with the analysis).
+ */
 async function timedEncode(source: string, file: string, options: EncodeOptions): Promise<Timed> {
-  const spans = new Map<string, { start: number; end: number }>();
+  const spans = new Map<string, { start: number; end: number; cpuStart: number; cpuEnd: number }>();
   const onProgress = (e: ProgressEvent) => {
     if (e.stage !== 'encode') return;
     const now = performance.now();
+    const cpuNow = cpuSeconds();
     const key = e.label ?? 'one pass';
-    const span = spans.get(key) ?? { start: now - e.elapsedSeconds * 1000, end: now };
+    const span = spans.get(key) ?? { start: now - e.elapsedSeconds * 1000, end: now, cpuStart: cpuNow, cpuEnd: cpuNow };
     span.end = now;
+    span.cpuEnd = cpuNow;
     spans.set(key, span);
   };
   const t = performance.now();
+  const cpu0 = cpuSeconds();
   const result = await encode(source, file, { ...options, videoOnly: true, force: true, onProgress });
   const wall = (performance.now() - t) / 1000;
+  const cpu = cpuSeconds() - cpu0;
   const phases: Record<string, number> = { analysis: result.analysisSeconds };
-  for (const [label, { start, end }] of spans) {
-    const name = /correcting/.test(label) ? 'correction' : /^pass 1/.test(label) ? 'first pass' : /^pass 2/.test(label) ? 'second pass' : label;
+  const cpuPhases: Record<string, number> = {};
+  for (const [label, { start, end, cpuStart, cpuEnd }] of spans) {
+    const name = phaseName(label);
     phases[name] = (phases[name] ?? 0) + (end - start) / 1000;
+    cpuPhases[name] = (cpuPhases[name] ?? 0) + cpuEnd - cpuStart;
   }
   phases.other = wall - Object.values(phases).reduce((a, b) => a + b, 0);
-  return { result, wall, phases };
+  cpuPhases['analysis and other'] = cpu - Object.values(cpuPhases).reduce((a, b) => a + b, 0);
+  return { result, wall, cpu, phases, cpuPhases };
 }
 
 export async function benchSize(clips: { name: string; file: string }[], out: string, bins: Binaries, preset = 'medium', runs = 3) {
@@ -107,9 +134,13 @@ export async function benchSize(clips: { name: string; file: string }[], out: st
       pairs.push([one, sized, await timedEncode(clip.file, join(out, `size-${tag}-target-fast1.mp4`), { targetSize: asked, preset, x265Params: { 'slow-firstpass': 0 } })]);
     }
     const ratios = pairs.map(([one, sized]) => sized.wall / one.wall);
-    const [one, sized, fast] = pairs[ratios.indexOf([...ratios].sort((a, b) => a - b)[Math.floor(runs / 2)]!)]!;
+    const [one, sized, fast] = pairs[ratios.indexOf(median(ratios))]!;
     const fastRatios = pairs.map(([o, , f]) => f.wall / o.wall);
     const qFast = await measureQuality(clip.file, fast.result.output, judge, bins);
+    // Every pass decodes the input again (and the analysis once more): the decode alone, for scale.
+    const t = performance.now();
+    execFileSync(bins.ffmpeg, ['-v', 'error', '-i', clip.file, '-map', '0:v:0', '-f', 'null', '-']);
+    const decodeSeconds = (performance.now() - t) / 1000;
     const q = await measureQuality(clip.file, sized.result.output, judge, bins);
     const q26 = await measureQuality(clip.file, crfFiles[26]!, judge, bins);
     sizeRows.push({
@@ -134,6 +165,8 @@ export async function benchSize(clips: { name: string; file: string }[], out: st
       'target size s': round(sized.wall),
       ratio: round(sized.wall / one.wall),
       'all ratios': ratios.map((r) => round(r)).join(' '),
+      'CPU ratio (median)': round(median(pairs.map(([o, s]) => s.cpu / o.cpu))),
+      'decode alone (in every pass)': round(decodeSeconds),
       'one-pass: analysis': p(one, 'analysis'),
       'one-pass: x265': p(one, 'one pass'),
       'one-pass: other': p(one, 'other'),
@@ -143,7 +176,14 @@ export async function benchSize(clips: { name: string; file: string }[], out: st
       'size: correction': p(sized, 'correction'),
       'size: other': p(sized, 'other'),
       passes: sized.result.passes,
-      'fast 1st pass: ratio (median)': round([...fastRatios].sort((a, b) => a - b)[Math.floor(runs / 2)]!),
+      'one-pass CPU s': round(one.cpu),
+      'size CPU s': round(sized.cpu),
+      'size CPU: first pass': round(sized.cpuPhases['first pass'] ?? 0),
+      'size CPU: second pass': round(sized.cpuPhases['second pass'] ?? 0),
+      'size CPU: correction': round(sized.cpuPhases.correction ?? 0),
+      'size CPU: analysis and other': round(sized.cpuPhases['analysis and other'] ?? 0),
+      'one-pass CPU: x265': round(one.cpuPhases['one pass'] ?? 0),
+      'fast 1st pass: ratio (median)': round(median(fastRatios)),
       'fast 1st pass: first pass s': p(fast, 'first pass'),
       'fast 1st pass: passes': fast.result.passes,
       'fast 1st pass: Δ face PSNR': round(qFast.facePsnr - q.facePsnr),
