@@ -164,7 +164,7 @@ const speedVariants: SpeedVariant[] = [
   { name: 'faces,saliency', args: ['--roi', 'faces,saliency'], runs: 1 },
 ];
 // Sections that need neither the built CLI nor the per-clip analysis timings and compare runs.
-const alone = ['distributed', 'match', 'curve', 'x264', 'x264-offsets'];
+const alone = ['distributed', 'match', 'curve', 'size', 'x264', 'x264-offsets'];
 if (only !== 'distributed' && !only?.startsWith('x264')) buildCli();
 const bdRows: Record<string, unknown>[] = [];
 for (const clip of only && alone.includes(only) ? [] : clips) {
@@ -310,6 +310,13 @@ if (only === 'x264-offsets') {
   console.table(rows);
   Object.assign(results, existsSync(join(out, 'bench.json')) ? JSON.parse(readFileSync(join(out, 'bench.json'), 'utf8')) as object : {});
   results.x264Offsets = rows;
+}
+if (!only || only === 'size') {
+  // Encode to a size (issue 24): two-pass ROI against uniform at the sizes of CRF 26 and 30, and --target-size's time (`npm run bench -- --only size`).
+  const { benchSize } = await import('./bench-size.js');
+  const size = await benchSize(clips.filter((c) => (process.env.BENCH_SIZE_CLIPS ?? 'talking-head (sample),fast-pan').split(',').includes(c.name)), out, bins);
+  if (only) Object.assign(results, existsSync(join(out, 'bench.json')) ? JSON.parse(readFileSync(join(out, 'bench.json'), 'utf8')) as object : {});
+  results.size = size;
 }
 if (!only || only === 'distributed') {
   const { benchDistributed } = await import('./bench-distributed.js');
