@@ -8,7 +8,8 @@ import { compare, reportSchema, type Report } from '../src/index.js';
 import { RoiError } from '../src/media/errors.js';
 import { parseBitrates } from '../src/runners/compare.js';
 import { sameSizeSentence } from '../src/report/words.js';
-import { cli, ffprobeJson, fixture, SAMPLE, workDir } from './helpers.js';
+import { seriesColours } from '../src/report/html.js';
+import { cli, ffprobeJson, fixture, SAMPLE, watchPage, workDir } from './helpers.js';
 
 // compare at bitrates (two-pass, ROI and uniform at the same size), in H.264 with an HEVC baseline,
 // and the report page playing the matched H.264 pair in real Chromium.
@@ -31,6 +32,14 @@ describe('compare at bitrates and in H.264: options (pure)', () => {
     await refused({ codec: 'x264', baseline: 'x264' }, /^baseline x264 is what the uniform encodes already are with codec x264: drop it, or give the other encoder$/);
     await refused({ codec: 'vp9' }, /^Expected one of x265, x264 for codec but received 'vp9'$/);
     assert.ok(!existsSync(out));
+  });
+
+  it('colours each mode apart, uniform grey whichever encoder it is in', () => {
+    const point = (mode: 'uniform' | 'roi' | 'x264' | 'x265') => ({ mode }) as Report['points'][number];
+    const hevc = { points: [point('uniform'), point('roi')], settings: { codec: 'x265' } } as Pick<Report, 'points' | 'settings'>;
+    assert.deepEqual(seriesColours(hevc), { 'uniform HEVC': '#7f7f7f', 'ROI HEVC': '#d62728' });
+    const web = { points: [point('uniform'), point('roi'), point('x265')], settings: { codec: 'x264' } } as Pick<Report, 'points' | 'settings'>;
+    assert.deepEqual(seriesColours(web), { 'uniform H.264': '#7f7f7f', 'ROI H.264': '#d62728', 'uniform HEVC': '#2ca02c' });
   });
 
   it('says the same-size differences in a viewer\'s words: the mean, and the range across sizes', () => {
@@ -109,15 +118,7 @@ describe('compare --codec x264 --bitrates 30k,60k --baseline x265 (CLI, real enc
   it('the page plays the matched H.264 pair in Chromium: both videos advance at the source\'s size, offline', async () => {
     assert.equal(report.matched.video, 'embedded');
     const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
-    const errors: string[] = [];
-    const requests: string[] = [];
-    page.on('console', (m) => {
-      if (m.type() === 'error') errors.push(m.text());
-    });
-    page.on('pageerror', (e) => errors.push(e.message));
-    page.on('request', (r) => {
-      if (!r.url().startsWith('file:') && !r.url().startsWith('data:')) requests.push(r.url());
-    });
+    const { errors, requests } = watchPage(page);
     await page.goto(`file://${join(out, 'index.html')}`);
     assert.equal(await page.$$eval('video', (v) => v.length), 2);
     // play() resolves once playback has started; then frames must keep coming.

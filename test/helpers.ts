@@ -79,3 +79,20 @@ export function offsetClipArgs(seconds: number, out: string): string[] {
     '-c:v', 'libx264', '-preset', 'ultrafast', '-c:a:0', 'aac', '-c:a:1', 'flac', out,
   ];
 }
+
+/**
+ * What a report page does wrong while a test looks at it: console errors and page errors, and every
+ * request that leaves the machine (anything but file: and data:). Both lists must stay empty.
+ */
+export function watchPage(page: { on(event: 'console', f: (m: { type(): string; text(): string }) => void): unknown; on(event: 'pageerror', f: (e: Error) => void): unknown; on(event: 'request', f: (r: { url(): string }) => void): unknown }): { errors: string[]; requests: string[] } {
+  const errors: string[] = [];
+  const requests: string[] = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(m.text());
+  });
+  page.on('pageerror', (e) => errors.push(e.message));
+  page.on('request', (r) => {
+    if (!r.url().startsWith('file:') && !r.url().startsWith('data:')) requests.push(r.url());
+  });
+  return { errors, requests };
+}

@@ -15,7 +15,7 @@ import { overTimeSpec } from '../src/report/charts.js';
 import { parseEncoderSei, readEncoderInfo } from '../src/report/encoder-info.js';
 import { videoStreamBytes } from '../src/media/probe.js';
 import { SsimPlane, newSsimSums } from '../src/report/ssim.js';
-import { cli, fixture, SAMPLE, workDir } from './helpers.js';
+import { cli, fixture, SAMPLE, watchPage, workDir } from './helpers.js';
 
 const dir = workDir('report');
 const bins = resolveBinaries();
@@ -420,15 +420,7 @@ describe('compare on a short sample (CLI, real encodes)', () => {
 
   it('index.html renders offline in Chromium: charts drawn, pictures decoded, no console errors', async () => {
     const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
-    const errors: string[] = [];
-    const requests: string[] = [];
-    page.on('console', (m) => {
-      if (m.type() === 'error') errors.push(m.text());
-    });
-    page.on('pageerror', (e) => errors.push(e.message));
-    page.on('request', (r) => {
-      if (!r.url().startsWith('file:') && !r.url().startsWith('data:')) requests.push(r.url());
-    });
+    const { errors, requests } = watchPage(page);
     await page.goto(`file://${join(out, 'index.html')}`);
     const charts = await page.$$eval('svg.marks', (svgs) => svgs.map((s) => ({ w: s.getBoundingClientRect().width, marks: s.querySelectorAll('path').length })));
     assert.ok(charts.length >= 5, `${charts.length} charts`);

@@ -15,7 +15,8 @@ const WIDTH = 360;
 const HEIGHT = 240;
 /** Mode colours, fixed so every chart (and the page's table) agrees. */
 export const MODE_COLOURS: Record<string, string> = { uniform: '#7f7f7f', roi: '#d62728', x264: '#1f77b4', x265: '#2ca02c' };
-const FALLBACK = ['#2ca02c', '#9467bd', '#8c564b'];
+// Not the modes' colours: a target's point must not look like a mode's curve.
+const FALLBACK = ['#9467bd', '#8c564b', '#e377c2'];
 
 export async function renderSvg(spec: TopLevelSpec): Promise<string> {
   // Vega's own warnings would land on the CLI's stderr; real failures still throw.

@@ -81,10 +81,19 @@ const roiPoint = (report: Report) => report.points.find((p) => p.mode === 'roi')
 /** " (psy-rd=2:deblock=-1,-1)": the expert parameters as passed; '' for none. */
 const paramsWords = (p: ReportPoint) => (Object.keys(p.encoderParams).length ? ` (${Object.entries(p.encoderParams).map(([k, v]) => `${k}=${v}`).join(':')})` : '');
 
+/**
+ * Each chart series' colour by its name. Only the modes this report has: 'uniform' (HEVC in an x265
+ * report) and the x265 baseline (HEVC beside x264) share a name, and must not share a colour.
+ */
+export function seriesColours(report: Pick<Report, 'points' | 'settings'>): Record<string, string> {
+  const names = modeNames(report.settings.codec);
+  return Object.fromEntries(Object.entries(names).filter(([mode]) => report.points.some((p) => p.mode === mode)).map(([mode, label]) => [label, MODE_COLOURS[mode]!]));
+}
+
 export async function renderHtml(report: Report, images: ReportImages, name: string): Promise<string> {
   const { points, input } = report;
   const MODE_NAMES = modeNames(report.settings.codec);
-  const SERIES_COLOURS = Object.fromEntries(Object.entries(MODE_NAMES).map(([mode, label]) => [label, MODE_COLOURS[mode]!]));
+  const SERIES_COLOURS = seriesColours(report);
   // Face (or salient) charts only when there is something to measure: empty axes explain nothing.
   const anyFace = points.some((p) => p.facePsnr !== null);
   const anySalient = points.some((p) => p.salientPsnr !== null);
