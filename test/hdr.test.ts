@@ -131,6 +131,15 @@ describe('HDR through an x265 encode', () => {
 });
 
 describe('HDR and x264', () => {
+  it('compare --codec x264 refuses an HDR10 source in one line before any analysis, writing nothing', () => {
+    const out = join(dir, 'refused-report');
+    const r = cli(['compare', hdr10, '-o', out, '--codec', 'x264']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr.trim(), /^roi-encode: the input is HDR10 \(PQ\), 10-bit, and x264 makes 8-bit H\.264 for the web/);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.ok(!existsSync(out));
+  });
+
   it('refuses an HDR source with --codec x264 in one line, exit 1, nothing written', () => {
     for (const source of [hdr10, hlg]) {
       const out = join(dir, 'refused.mp4');

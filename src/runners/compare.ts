@@ -13,6 +13,8 @@ import { ffmpegCapabilities, requireEncoder, resolveBinaries } from '../media/bi
 import { checkOutputDir, withScratchDir, writeDirAtomically } from '../media/output-file.js';
 import { resolveScale, scaledSize, scalePlan } from '../encode/scale.js';
 import { scaledSourceCopy } from '../encode/scaled-source.js';
+import { refuseUnsupportedHdr } from '../encode/hdr.js';
+import { probePictureFormat } from '../media/hdr.js';
 import { probeVideo, videoStreamBytes } from '../media/probe.js';
 import { planToJson, readPlan, validatePlan, type Plan } from '../plan/plan.js';
 import type { ProgressListener } from '../media/progress.js';
@@ -143,7 +145,9 @@ export async function compare(input: string, outputDir: string, options: Compare
   await requireEncoder(bins.ffmpeg, codecFor(codec).encoder);
   if (baseline !== 'none') await requireEncoder(bins.ffmpeg, codecFor(baseline).encoder);
   throwIfAborted(signal);
-  const info = await probeVideo(input, bins, signal);
+  const [info, picture] = await Promise.all([probeVideo(input, bins, signal), probePictureFormat(input, bins, signal)]);
+  // An HDR source x264 would refuse is refused now, before the analysis, as encode refuses it.
+  for (const name of encoders) refuseUnsupportedHdr(codecFor(name), picture);
   const size = scale ? scaledSize(info, scale) : undefined;
   if (!size) requireEvenSize(info);
   const inputBytes = (await stat(input)).size;
