@@ -1,4 +1,4 @@
-import { modeNames, sameSizeSentence } from '../report/words.js';
+import { modeNames, rateCell, sameSizeSentence } from '../report/words.js';
 import { matchingState } from '../report/matching.js';
 import type { Report } from '../report/report-schema.js';
 
@@ -9,7 +9,7 @@ export function summaryTable(report: Report): string {
   const head = ['mode', report.settings.bitratesKbps.length ? 'asked' : 'crf', 'kbit/s', 'face PSNR', 'face SSIM', ...(salient ? ['salient PSNR'] : []), 'PSNR', 'bg PSNR'];
   const rows = report.points.map((p) => [
     p.matching ? `${p.mode} (${matchingState(p, report.points)})` : p.target ? `${p.mode} (faces as uniform CRF ${p.target.matchCrf})` : p.mode,
-    p.crf !== null ? String(p.crf) : `${p.targetBitrateKbps}k`,
+    rateCell(p),
     p.bitrateKbps.toFixed(1),
     cell(p.facePsnr, 2),
     cell(p.faceSsim, 4),

@@ -8,7 +8,7 @@ import { buildVideoGraph, zonesParam } from '../encode/filtergraph.js';
 import type { Binaries } from '../media/binaries.js';
 import { withScratchDir, writeAtomically } from '../media/output-file.js';
 import { lastErrorLine, run } from '../media/process.js';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { ratePass } from '../encode/rate-control.js';
 import { passComplexity } from '../encode/pass-stats.js';
 import type { ChunkRange } from './chunking.js';
@@ -94,7 +94,7 @@ export interface ChunkFacts {
  */
 export async function encodeChunk(job: ChunkJobData, options: ChunkEncodeOptions): Promise<ChunkFacts> {
   const expected = job.endFrame - job.startFrame;
-  const shared = job.rate ? { dir: job.rate.stats.slice(0, -basename(job.rate.stats).length - 1), name: basename(job.rate.stats) } : undefined;
+  const shared = job.rate ? { dir: dirname(job.rate.stats), name: basename(job.rate.stats) } : undefined;
   const codec = codecFor(job.codec ?? 'x265');
   // The source's HDR10 metadata, read here as on one machine (every chunk's SEI carries it).
   const picture = await probePictureFormat(job.input, options.bins, options.signal);

@@ -153,10 +153,11 @@ async function encodeDistributed(ctx: RunContext, options: EncodeOptions, url: s
     const slices = new Map(ranges.map((r) => [r.index, plan ? slicePlan(plan, r.startFrame, r.endFrame, info.frameTimes) : undefined]));
     // Each pass's jobs get ids of their own: a correction repeats the second pass.
     let round = 0;
-    /** Runs every chunk at `rateFor`'s pass (CRF without one); with `assembleTo`, under one assembly job writing it. */
-    const runChunks = async (rateFor: (r: ChunkRange) => ChunkRate | undefined, assembleTo: string | undefined, label: string | undefined): Promise<ChunkFacts[]> => {
+    /** One signed chunk job per range at `rateFor`'s pass (a CRF without one), with this round's ids and one progress display. */
+    const chunkJobs = (rateFor: (r: ChunkRange) => ChunkRate | undefined, label: string | undefined) => {
       round++;
-      const chunkId = (r: ChunkRange) => `${encodeId}-r${round}-chunk-${r.index}`;
+      const tag = `${encodeId}-r${round}`;
+      const chunkId = (r: ChunkRange) => `${tag}-chunk-${r.index}`;
       const meter = new ProgressMeter('encode', info.frameCount, options.onProgress, label);
       const done = new Map<string, number>();
       onJobProgress = (jobId, frames) => {
@@ -193,49 +194,52 @@ async function encodeDistributed(ctx: RunContext, options: EncodeOptions, url: s
         ours.add(chunkId(r));
         return { name: 'chunk', queueName: QUEUE, data: signJob(secret, chunkId(r), 'chunk', data), opts: { jobId: chunkId(r), attempts: CHUNK_ATTEMPTS, backoff: { type: 'fixed', delay: 1000 }, failParentOnFailure: true } };
       });
-      let facts: ChunkFacts[];
-      if (assembleTo === undefined) {
-        // A first pass: chunk jobs alone, their statistics kept for the second.
-        await queue.addBulk(children.map((c) => ({ name: c.name, data: c.data, opts: c.opts })));
-        facts = [];
-        for (const r of ranges) {
-          const job = await waitFor(chunkId(r)).catch(async (error: unknown) => {
-            throw await explainFailure(error, queue, ranges, chunkId);
-          });
-          facts.push(chunkFacts(verifyResult(secret, chunkId(r), 'chunk', job.returnvalue, describeChunk(r, ranges.length))));
-        }
-        if (facts.reduce((n, f) => n + f.frames, 0) !== info.frameCount || facts.some((f) => f.complexity === undefined)) {
-          throw new RoiError('ASSEMBLY_MISMATCH', `the workers' first passes report ${facts.reduce((n, f) => n + f.frames, 0)} frames, but the source has ${info.frameCount}; nothing was written`);
-        }
-      } else {
-        const parentId = `${encodeId}-r${round}-assemble`;
-        const assembleData: AssembleJobData = {
-          kind: 'assemble',
-          encodeId,
-          input,
-          output: assembleTo,
-          container,
-          chunks: ranges.map((r) => ({ path: chunkPath(r), durationSeconds: r.endSeconds - r.startSeconds })),
-          // With -copyts (every output but video-only ones) the first frame keeps its stored time, as in a
-          // single-machine encode; video-only outputs start from the input's start, as ffmpeg's default does.
-          videoStartSeconds: options.videoOnly ? Math.max(0, start.videoStartSeconds - start.formatStartSeconds) : start.videoStartSeconds,
-          tracks: options.videoOnly ? [] : ctx.tracks,
-          videoOnly: Boolean(options.videoOnly),
-          frameCount: info.frameCount,
-          codec: ctx.codec,
-        };
-        ours.add(parentId);
-        await flows.add({ name: 'assemble', queueName: QUEUE, data: signJob(secret, parentId, 'assemble', assembleData), opts: { jobId: parentId, attempts: CHUNK_ATTEMPTS }, children });
-        let parent: Job;
-        try {
-          parent = await waitFor(parentId);
-        } catch (error) {
+      return { tag, chunkId, meter, children };
+    };
+    /** Every chunk's first pass at `bitrate` (statistics only, kept for the second): each chunk's complexity. */
+    const firstPasses = async (bitrate: number, label: string | undefined): Promise<number[]> => {
+      const { chunkId, meter, children } = chunkJobs((r) => ({ pass: 1, bitrate, stats: statsPath(r) }), label);
+      await queue.addBulk(children.map(({ name, data, opts }) => ({ name, data, opts })));
+      const facts: ChunkFacts[] = [];
+      for (const r of ranges) {
+        const job = await waitFor(chunkId(r)).catch(async (error: unknown) => {
           throw await explainFailure(error, queue, ranges, chunkId);
-        }
-        facts = await verifyFacts(secret, parent, ranges, chunkId, info.frameCount);
+        });
+        facts.push(chunkFacts(verifyResult(secret, chunkId(r), 'chunk', job.returnvalue, describeChunk(r, ranges.length))));
       }
+      checkFrames(facts, info.frameCount, 'first passes');
       meter.update(info.frameCount);
-      return facts;
+      return facts.map((f) => f.complexity ?? NaN);
+    };
+    /** Every chunk at `rateFor`'s pass under one assembly job, which writes `assembleTo`. */
+    const encodeAndAssemble = async (rateFor: (r: ChunkRange) => ChunkRate | undefined, assembleTo: string, label: string | undefined): Promise<void> => {
+      const { tag, chunkId, meter, children } = chunkJobs(rateFor, label);
+      const parentId = `${tag}-assemble`;
+      const assembleData: AssembleJobData = {
+        kind: 'assemble',
+        encodeId,
+        input,
+        output: assembleTo,
+        container,
+        chunks: ranges.map((r) => ({ path: chunkPath(r), durationSeconds: r.endSeconds - r.startSeconds })),
+        // With -copyts (every output but video-only ones) the first frame keeps its stored time, as in a
+        // single-machine encode; video-only outputs start from the input's start, as ffmpeg's default does.
+        videoStartSeconds: options.videoOnly ? Math.max(0, start.videoStartSeconds - start.formatStartSeconds) : start.videoStartSeconds,
+        tracks: options.videoOnly ? [] : ctx.tracks,
+        videoOnly: Boolean(options.videoOnly),
+        frameCount: info.frameCount,
+        codec: ctx.codec,
+      };
+      ours.add(parentId);
+      await flows.add({ name: 'assemble', queueName: QUEUE, data: signJob(secret, parentId, 'assemble', assembleData), opts: { jobId: parentId, attempts: CHUNK_ATTEMPTS }, children });
+      let parent: Job;
+      try {
+        parent = await waitFor(parentId);
+      } catch (error) {
+        throw await explainFailure(error, queue, ranges, chunkId);
+      }
+      await verifyFacts(secret, parent, ranges, chunkId, info.frameCount);
+      meter.update(info.frameCount);
     };
     let complexity: number[] = [];
     const started = performance.now();
@@ -244,13 +248,13 @@ async function encodeDistributed(ctx: RunContext, options: EncodeOptions, url: s
         run: async (out, spec, label) => {
           if (spec.pass === 1) {
             // Every chunk's first pass at the same rate: their statistics say what each needs.
-            complexity = (await runChunks((r) => ({ pass: 1, bitrate: spec.bitrate!, stats: statsPath(r) }), undefined, label)).map((f) => f.complexity!);
+            complexity = await firstPasses(spec.bitrate!, label);
           } else if (spec.pass === 2) {
             // The whole file's budget, shared by complexity as one encode of the whole file would share it.
             const rates = shareBitrate(spec.bitrate!, ranges.map((r, i) => ({ durationSeconds: r.endSeconds - r.startSeconds, complexity: complexity[i]! })));
-            await runChunks((r) => ({ pass: 2, bitrate: rates[r.index]!, stats: statsPath(r) }), out, label);
+            await encodeAndAssemble((r) => ({ pass: 2, bitrate: rates[r.index]!, stats: statsPath(r) }), out, label);
           } else {
-            await runChunks(() => undefined, out, label);
+            await encodeAndAssemble(() => undefined, out, label);
           }
           // Many ffmpeg runs on many machines: no one command line made the file.
           return [];
@@ -263,7 +267,6 @@ async function encodeDistributed(ctx: RunContext, options: EncodeOptions, url: s
     const { rate } = ctx;
     return {
       ...(await outputFacts(output, ctx.output, info, bins, outcome.passes, ctx.size)),
-      ...(ctx.size ? { scaledFrom: { width: info.width, height: info.height } } : {}),
       encodeSeconds,
       analysisSeconds,
       roi: uniform ? 'none' : options.plan ? 'plan' : ctx.analyze.roi.join(','),
@@ -349,18 +352,26 @@ function chunkFacts(value: unknown): ChunkFacts {
 }
 
 /** Checks the signed facts the workers returned: every chunk's frames and the assembly's add up to the source's. */
-async function verifyFacts(secret: Buffer, parent: Job, ranges: ChunkRange[], chunkId: (r: ChunkRange) => string, frameCount: number): Promise<ChunkFacts[]> {
+async function verifyFacts(secret: Buffer, parent: Job, ranges: ChunkRange[], chunkId: (r: ChunkRange) => string, frameCount: number): Promise<void> {
   const assembled = verifyResult(secret, parent.id!, 'assemble', parent.returnvalue, 'the assembly job') as { frames?: unknown };
   const values = await parent.getChildrenValues();
   const facts = ranges.map((r) => {
     const key = Object.keys(values).find((k) => k.endsWith(`:${chunkId(r)}`));
     return chunkFacts(verifyResult(secret, chunkId(r), 'chunk', key === undefined ? undefined : values[key], describeChunk(r, ranges.length)));
   });
+  checkFrames(facts, frameCount, 'chunks', assembled.frames);
+}
+
+/**
+ * The chunks' frames (and the assembly's, when there is one) must add up to the source's; a first
+ * pass must also have returned each chunk's complexity.
+ */
+function checkFrames(facts: ChunkFacts[], frameCount: number, what: 'chunks' | 'first passes', assembled?: unknown): void {
   const frames = facts.reduce((n, f) => n + f.frames, 0);
-  if (frames !== frameCount || assembled.frames !== frameCount) {
-    throw new RoiError('ASSEMBLY_MISMATCH', `the workers report ${frames} chunk frames and ${String(assembled.frames)} assembled, but the source has ${frameCount}; nothing was written`);
-  }
-  return facts;
+  const complete = what === 'chunks' ? assembled === frameCount : facts.every((f) => f.complexity !== undefined);
+  if (frames === frameCount && complete) return;
+  const reported = what === 'chunks' ? `the workers report ${frames} chunk frames and ${String(assembled)} assembled` : `the workers' first passes report ${frames} frames`;
+  throw new RoiError('ASSEMBLY_MISMATCH', `${reported}, but the source has ${frameCount}; nothing was written`);
 }
 
 /** Turns "the assembly job failed" into the chunk that caused it, with its reason. */

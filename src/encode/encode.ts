@@ -55,7 +55,7 @@ export interface LocalEncodeOptions extends Omit<AnalyzeOptions, 'roi'>, Omit<Ra
    * Output height in pixels (even, 16 up to the source's): the picture is scaled down with lanczos,
    * its aspect ratio kept, the width rounded to even. The plan is made on the source, and its regions
    * are moved to the output's blocks. Sizes are the stored picture's (a rotated phone video's
-   * `height: 720` is its 720p). Not with `width`, nor with `redis`.
+   * `height: 720` is its 720p). Not with `width`.
    */
   height?: number;
   /** Output width in pixels, as `height` (the height then follows). */
@@ -170,7 +170,7 @@ function checkPlanFits(plan: Plan, info: VideoInfo, source: string): void {
  * What every encode result says of its output: the size of `file` (where it was written; `output`
  * is the name reported), the bitrate over the input's duration, the video stream's own bitrate (its
  * packets), how many x265 passes made it (one, unless the caller ran more), and its picture size
- * (the source's unless it was scaled).
+ * (the source's, or `scaled` and the size it was scaled from).
  */
 export async function outputFacts(
   file: string,
@@ -178,12 +178,16 @@ export async function outputFacts(
   info: VideoInfo,
   bins: Binaries = resolveBinaries(),
   passes = 1,
-  picture: PictureSize = info,
-): Promise<Pick<LocalEncodeResult, 'output' | 'bytes' | 'bitrateKbps' | 'videoBitrateKbps' | 'passes' | 'frames' | 'durationSeconds' | 'width' | 'height'>> {
+  scaled?: PictureSize,
+): Promise<Pick<LocalEncodeResult, 'output' | 'bytes' | 'bitrateKbps' | 'videoBitrateKbps' | 'passes' | 'frames' | 'durationSeconds' | 'width' | 'height' | 'scaledFrom'>> {
   const { size } = await stat(file);
   const video = await videoStreamBytes(file, bins);
   const kbps = (bytes: number) => (bytes * 8) / 1000 / info.durationSeconds;
-  return { output, bytes: size, bitrateKbps: kbps(size), videoBitrateKbps: kbps(video.bytes), passes, frames: info.frameCount, durationSeconds: info.durationSeconds, width: picture.width, height: picture.height };
+  const picture = scaled ?? info;
+  return {
+    output, bytes: size, bitrateKbps: kbps(size), videoBitrateKbps: kbps(video.bytes), passes, frames: info.frameCount, durationSeconds: info.durationSeconds,
+    width: picture.width, height: picture.height, ...(scaled ? { scaledFrom: { width: info.width, height: info.height } } : {}),
+  };
 }
 
 /** The plan an encode uses: the one given (checked against the input), or a fresh analysis. */
@@ -381,7 +385,6 @@ export async function encodeLocal(prepared: PreparedEncode, options: LocalEncode
   const encodeSeconds = (performance.now() - started) / 1000;
   return {
     ...(await outputFacts(output, output, info, bins, outcome.passes, size)),
-    ...(size ? { scaledFrom: { width: info.width, height: info.height } } : {}),
     encodeSeconds,
     analysisSeconds,
     roi: uniform ? 'none' : options.plan ? 'plan' : analyzeResolved.roi.join(','),

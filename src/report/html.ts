@@ -2,7 +2,7 @@ import type { Box } from '../analysis/boxes.js';
 import { HEATMAP_COLOURS, signedOffset, type LegendEntry } from './images.js';
 import { MODE_COLOURS, overTimeSpec, rateQualitySpec, renderSvg, type SeriesPoint } from './charts.js';
 import { matchingState } from './matching.js';
-import { escapeHtml, modeNames, rateText, sameSizeSentence } from './words.js';
+import { escapeHtml, modeNames, rateCell, rateText, sameSizeSentence } from './words.js';
 import { pictureWords } from '../media/hdr.js';
 import type { Report, ReportPoint } from './report-schema.js';
 
@@ -140,7 +140,7 @@ export async function renderHtml(report: Report, images: ReportImages, name: str
   }
   const noFaces = anyFace ? '' : '<p class="headline">No faces were found in the analysed frames, so there is no face quality to compare.</p>';
 
-  const rows = points.map((p) => `<tr class="${p.mode}"><td>${MODE_NAMES[p.mode]}${p.matching ? (matchingState(p, points) === 'matched' ? ' (bitrate matched)' : ' (closest try at matching bitrate)') : ''}${p.target ? ` (faces as good as uniform CRF ${p.target.matchCrf}${p.target.met ? '' : ': target missed'})` : ''}</td><td>${p.crf ?? `${p.targetBitrateKbps}k`}</td><td>${(p.bytes / 1024).toFixed(1)}</td><td>${p.bitrateKbps.toFixed(1)}</td><td>${fmt(p.facePsnr, 2)}</td><td>${fmt(p.facePsnrY, 2)}</td><td>${fmt(p.facePsnrP5, 2)}</td><td>${fmt(p.faceSsim, 4)}</td><td>${fmt(p.psnr, 2)}</td><td>${fmt(p.psnrY, 2)}</td><td>${fmt(p.ssim, 4)}</td><td>${fmt(p.backgroundPsnr, 2)}</td>${anySalient ? `<td>${fmt(p.salientPsnr, 2)}</td>` : ''}<td>${p.encodeSeconds.toFixed(1)}</td><td><a href="${esc(p.file)}">${esc(p.file)}</a></td></tr>`);
+  const rows = points.map((p) => `<tr class="${p.mode}"><td>${MODE_NAMES[p.mode]}${p.matching ? (matchingState(p, points) === 'matched' ? ' (bitrate matched)' : ' (closest try at matching bitrate)') : ''}${p.target ? ` (faces as good as uniform CRF ${p.target.matchCrf}${p.target.met ? '' : ': target missed'})` : ''}</td><td>${rateCell(p)}</td><td>${(p.bytes / 1024).toFixed(1)}</td><td>${p.bitrateKbps.toFixed(1)}</td><td>${fmt(p.facePsnr, 2)}</td><td>${fmt(p.facePsnrY, 2)}</td><td>${fmt(p.facePsnrP5, 2)}</td><td>${fmt(p.faceSsim, 4)}</td><td>${fmt(p.psnr, 2)}</td><td>${fmt(p.psnrY, 2)}</td><td>${fmt(p.ssim, 4)}</td><td>${fmt(p.backgroundPsnr, 2)}</td>${anySalient ? `<td>${fmt(p.salientPsnr, 2)}</td>` : ''}<td>${p.encodeSeconds.toFixed(1)}</td><td><a href="${esc(p.file)}">${esc(p.file)}</a></td></tr>`);
   const crops = images.crops.map((c) => `
     <figure class="crops"><figcaption>${esc(c.title)} at 2× (frame ${images.frame}, ${c.box.w}×${c.box.h} px at ${c.box.x},${c.box.y})</figcaption>
       <div class="row">

@@ -10,6 +10,11 @@ export function modeNames(codec: Report['settings']['codec']): Record<string, st
   return { uniform: `uniform ${FORMAT_NAMES[codec]}`, roi: `ROI ${FORMAT_NAMES[codec]}`, x264: 'uniform H.264', x265: 'uniform HEVC' };
 }
 
+/** A point's rate point in a table cell: its CRF ('26'), or the bitrate asked for ('300k'). */
+export function rateCell(p: ReportPoint): string {
+  return p.crf !== null ? String(p.crf) : `${p.targetBitrateKbps}k`;
+}
+
 /** A point's rate in words: its CRF, or the bitrate its two passes asked for. */
 export function rateText(p: ReportPoint): string {
   return p.crf !== null ? `crf ${p.crf}` : `${p.targetBitrateKbps} kbit/s asked`;
